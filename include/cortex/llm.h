@@ -1,0 +1,182 @@
+// cortex::llm: local text generation over libllama.
+//
+// The C++ face of Python's cortex.llm: a ModelManager resolves and caches models, a Model
+// generates text with complete() and chat(), GenerationConfig says how, Result says what came
+// out and how fast. All errors are cortex::Error (cortex/error.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cortex/error.h"
+
+namespace cortex::llm {
+
+using Token = int32_t;
+
+enum class FlashAttention { kAuto, kOn, kOff };
+
+// How a model is loaded. Every field has the documented default of the Cortex settings.
+struct ModelConfig {
+    int n_ctx = 4096;       // context window in tokens; must be > 0
+    int n_gpu_layers = -1;  // layers to offload to the GPU; -1 = all, 0 = none
+    int n_threads = 0;      // CPU threads; 0 = the number of physical cores
+    int n_batch = 512;      // tokens evaluated per llama_decode() call while reading a prompt
+    FlashAttention flash_attention = FlashAttention::kAuto;
+    bool use_mmap = true;  // map the file instead of reading it into memory
+
+    bool operator==(const ModelConfig &) const = default;
+};
+
+struct Message {
+    std::string role;  // "system", "user" or "assistant"
+    std::string content;
+};
+
+// How to generate. The defaults are llama-server's.
+struct GenerationConfig {
+    int max_tokens = 256;         // most tokens to generate; must be > 0
+    float temperature = 0.8f;     // 0 = greedy (deterministic argmax)
+    float top_p = 0.95f;          // 1 = off
+    int top_k = 40;               // 0 = off
+    float min_p = 0.05f;          // 0 = off
+    float repeat_penalty = 1.0f;  // 1 = off
+    int repeat_last_n = 64;       // tokens the repeat penalty looks back over
+    uint32_t seed = 0xFFFFFFFF;   // 0xFFFFFFFF = a random seed per call
+    std::vector<std::string> stop;  // never part of the returned content
+    std::string grammar;            // GBNF; the output must match its "root" rule
+    std::string json_schema;        // JSON Schema text; the output is JSON that matches it
+    bool ignore_eos = false;        // keep generating past end-of-generation tokens
+    bool cache_prompt = true;       // reuse the KV cache of the longest common prefix
+};
+
+enum class FinishReason { kStop, kLength, kCancelled };
+
+// Returns "stop", "length" or "cancelled".
+const char * finish_reason_name(FinishReason reason);
+
+struct Result {
+    std::string content;
+    FinishReason finish_reason = FinishReason::kStop;
+    int prompt_tokens = 0;      // tokens in the prompt, cached ones included
+    int cached_tokens = 0;      // prompt tokens reused from the KV cache, not evaluated again
+    int completion_tokens = 0;  // tokens generated
+    double tokens_per_second = 0;         // generation speed after the first token
+    double prompt_tokens_per_second = 0;  // speed of evaluating the uncached prompt tokens
+    double time_to_first_token_ms = 0;    // from the call to the first generated token
+    double total_ms = 0;                  // the whole call
+    double load_ms = 0;                   // how long loading this model took (once per model)
+};
+
+// Receives generated text as it comes, in pieces that never split a UTF-8 character and never
+// hold any part of a stop string. Return false to stop generating (finish_reason kCancelled).
+using TokenCallback = std::function<bool(std::string_view piece)>;
+
+// A loaded model and its inference context.
+//
+// Thread safety: every method may be called from any thread. Generation calls on one Model are
+// serialised: a second concurrent complete()/chat() waits until the first returns, then runs;
+// both return correct results. For parallel generation load a second Model or use the daemon.
+class Model {
+  public:
+    ~Model();
+    Model(const Model &) = delete;
+    Model & operator=(const Model &) = delete;
+
+    // Loads the GGUF file at `path`. Throws Error (kNotFound, kInvalidModel, kUnsupportedModel,
+    // kLoadFailed, kInvalidArgument) and never aborts on a bad file.
+    static std::shared_ptr<Model> load(const std::string & path, const ModelConfig & config = {});
+
+    // Generates a continuation of `prompt` (raw text, no chat template).
+    Result complete(const std::string & prompt, const GenerationConfig & config = {},
+                    const TokenCallback & on_token = {});
+    // Same, from prompt tokens (as produced by tokenize()).
+    Result complete(const std::vector<Token> & prompt, const GenerationConfig & config = {},
+                    const TokenCallback & on_token = {});
+    // Applies the model's chat template to `messages` and generates the assistant's reply.
+    Result chat(const std::vector<Message> & messages, const GenerationConfig & config = {},
+                const TokenCallback & on_token = {});
+
+    // The prompt text that chat() evaluates for `messages`.
+    std::string apply_chat_template(const std::vector<Message> & messages, bool add_generation_prompt = true) const;
+
+    // `add_special` adds BOS/EOS as the model wants; `parse_special` turns "<|im_end|>" and the
+    // like into their control tokens instead of plain text.
+    std::vector<Token> tokenize(std::string_view text, bool add_special = true, bool parse_special = true) const;
+    std::string detokenize(const std::vector<Token> & tokens, bool render_special = false) const;
+
+    // Forgets the KV cache, so that the next call evaluates its whole prompt.
+    void clear_cache();
+
+    const std::string & path() const;
+    const ModelConfig & config() const;
+    std::string architecture() const;    // GGUF general.architecture, e.g. "qwen2"
+    std::string description() const;     // e.g. "qwen2 0.5B Q4_K - Medium"
+    int n_ctx() const;                   // the context window actually allocated
+    int n_ctx_train() const;             // the context length the model was trained with
+    int n_vocab() const;
+    uint64_t n_params() const;
+    uint64_t size_bytes() const;
+    bool has_chat_template() const;  // false: chat() uses the ChatML fallback
+    double load_ms() const;
+
+    struct Impl;
+
+  private:
+    explicit Model(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Resolves model names, loads models and keeps them loaded until unloaded.
+//
+// A name resolves, in order, to: an existing path; $CORTEX_HOME/models/<name>.gguf; the single
+// .gguf file in $CORTEX_HOME/models/<name>/ (CORTEX_HOME defaults to ~/.cortex). Thread-safe:
+// concurrent load_model() calls of one model load it once and share it.
+class ModelManager {
+  public:
+    // `models_dir` empty = $CORTEX_HOME/models.
+    explicit ModelManager(std::string models_dir = "");
+    ~ModelManager();
+    ModelManager(const ModelManager &) = delete;
+    ModelManager & operator=(const ModelManager &) = delete;
+
+    // Returns the loaded model, loading it first if needed. The handle stays valid after
+    // unload(); the model is freed when the last handle goes. Throws Error.
+    std::shared_ptr<Model> load_model(const std::string & name_or_path, const ModelConfig & config = {});
+
+    // The file `name_or_path` resolves to. Throws Error(kNotFound) naming every place looked at.
+    std::string resolve(const std::string & name_or_path) const;
+
+    // Drops the manager's reference to every loaded instance of the model; returns whether any.
+    bool unload(const std::string & name_or_path);
+    void unload_all();
+    // Paths of the loaded models.
+    std::vector<std::string> loaded() const;
+
+    const std::string & models_dir() const;
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+// $CORTEX_HOME, or ~/.cortex when unset.
+std::string cortex_home();
+
+// The default model: LLAMACPP_MODEL. Throws Error(kNotFound) with a hint when it is unset.
+std::string default_model_name();
+
+// One-shot generation on `model` (empty = the default model), loaded once per process by a
+// shared ModelManager.
+Result quick_complete(const std::string & prompt, const GenerationConfig & config = {}, const std::string & model = "");
+Result quick_chat(const std::string & message, const GenerationConfig & config = {}, const std::string & model = "");
+
+// libllama's and Cortex's log threshold: "error" (default), "warn", "info" or "debug".
+// Also read once from CORTEX_LOG_LEVEL.
+void set_log_level(const std::string & level);
+
+}  // namespace cortex::llm

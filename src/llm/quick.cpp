@@ -1,0 +1,27 @@
+// quick_complete() and quick_chat(): one-shot generation on a process-wide ModelManager.
+#include "cortex/llm.h"
+
+namespace cortex::llm {
+namespace {
+
+ModelManager & shared_manager() {
+    // Never destroyed: models may still be in use by other static objects at exit.
+    static ModelManager * manager = new ModelManager();
+    return *manager;
+}
+
+std::shared_ptr<Model> load_named(const std::string & model) {
+    return shared_manager().load_model(model.empty() ? default_model_name() : model);
+}
+
+}  // namespace
+
+Result quick_complete(const std::string & prompt, const GenerationConfig & config, const std::string & model) {
+    return load_named(model)->complete(prompt, config);
+}
+
+Result quick_chat(const std::string & message, const GenerationConfig & config, const std::string & model) {
+    return load_named(model)->chat({{"user", message}}, config);
+}
+
+}  // namespace cortex::llm
