@@ -7,7 +7,7 @@
 set -euo pipefail
 
 readonly LLAMA_TAG="v0.5.0"
-readonly LLAMA_GIT_URL="https://github.com/ggml-org/llama.cpp"
+readonly LLAMA_GIT_URL="${LLAMA_CPP_GIT_URL:-https://github.com/ggml-org/llama.cpp}"
 readonly DEFAULT_CUDA_ARCHS="75;80;86;89;90"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
