@@ -1,7 +1,6 @@
 // Model: one llama_model with one llama_context, and the generation loop over them.
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <mutex>
 
 #include "backend.h"
@@ -74,25 +73,15 @@ struct Model::Impl {
     std::vector<llama_token> eog_tokens;
     double load_ms = 0;
 
-    bool backend_sampling = false;     // sample inside the decode graph (GPU builds)
-
     std::mutex mutex;                  // serialises generation; guards everything below
     std::vector<llama_token> kv_tokens;  // what sequence 0 of the KV cache holds, in order
-    // The chain attached to sequence 0 for backend sampling, kept while requests sample alike:
-    // attaching another one makes libllama re-plan its graphs.
-    std::unique_ptr<Sampler> attached_sampler;
-    GenerationConfig attached_config;
+
     BatchPtr batch;
     std::string piece;
 
-    ~Impl() {
-        // The context must not keep a pointer to a chain that dies first.
-        if (attached_sampler && ctx) llama_set_sampler(ctx.get(), 0, nullptr);
-    }
-
     Result generate(const std::vector<llama_token> & prompt, const GenerationConfig & config, const TokenCallback & on_token,
                     Clock::time_point t_start);
-    Sampler & sampler_for(const GenerationConfig & config, std::unique_ptr<Sampler> & local);
+
     void evaluate_prompt(const std::vector<llama_token> & prompt, size_t from);
     void decode_one(llama_token token);
     const std::string & token_text(llama_token token);
@@ -153,10 +142,7 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelConfig &
     }
     impl->chat_template = std::make_unique<ChatTemplate>(impl->model.get());
     impl->batch = make_batch(config.n_batch);
-    // On a GPU, picking the token in the graph saves copying 600 KB of logits per token and a
-    // CPU pass over them; that is what makes generation as fast as llama-bench's bare decode.
-    const char * env = std::getenv("CORTEX_BACKEND_SAMPLING");
-    impl->backend_sampling = llama_supports_gpu_offload() && config.n_gpu_layers != 0 && !(env && std::string(env) == "0");
+
     impl->load_ms = ms_between(t0, Clock::now());
     return std::shared_ptr<Model>(new Model(std::move(impl)));
 }
@@ -212,31 +198,9 @@ void Model::Impl::decode_one(llama_token token) {
     kv_tokens.push_back(token);
 }
 
-Sampler & Model::Impl::sampler_for(const GenerationConfig & config, std::unique_ptr<Sampler> & local) {
-    const bool offload = backend_sampling && config.grammar.empty() && config.json_schema.empty();
-    if (offload && attached_sampler && Sampler::same_sampling(attached_config, config)) {
-        attached_sampler->reset();
-        return *attached_sampler;
-    }
-    auto sampler = std::make_unique<Sampler>(model.get(), config, eog_tokens, offload);  // validates config
-    if (offload && llama_set_sampler(ctx.get(), 0, sampler->chain())) {
-        attached_sampler = std::move(sampler);
-        attached_config = config;
-        return *attached_sampler;
-    }
-    if (attached_sampler) {
-        llama_set_sampler(ctx.get(), 0, nullptr);
-        attached_sampler.reset();
-    }
-    if (sampler->for_backend()) sampler = std::make_unique<Sampler>(model.get(), config, eog_tokens, false);
-    local = std::move(sampler);
-    return *local;
-}
-
 Result Model::Impl::generate(const std::vector<llama_token> & prompt, const GenerationConfig & config,
                              const TokenCallback & on_token, Clock::time_point t_start) {
-    std::unique_ptr<Sampler> local_sampler;
-    Sampler & sampler = sampler_for(config, local_sampler);  // validates config; throws before any work
+    Sampler sampler(model.get(), config, eog_tokens);  // validates config; throws before any work
     const int n_ctx = static_cast<int>(llama_n_ctx(ctx.get()));
     const int n_prompt = static_cast<int>(prompt.size());
     if (n_prompt == 0) {

@@ -39,17 +39,9 @@ std::string json_schema_to_gbnf(const std::string & schema) {
     }
 }
 
-bool Sampler::same_sampling(const GenerationConfig & a, const GenerationConfig & b) {
-    return a.temperature == b.temperature && a.top_p == b.top_p && a.top_k == b.top_k && a.min_p == b.min_p &&
-           a.repeat_penalty == b.repeat_penalty && a.repeat_last_n == b.repeat_last_n && a.seed == b.seed &&
-           a.ignore_eos == b.ignore_eos && a.grammar == b.grammar && a.json_schema == b.json_schema;
-}
-
-Sampler::Sampler(const llama_model * model, const GenerationConfig & config, const std::vector<llama_token> & eog_tokens,
-                 bool for_backend)
+Sampler::Sampler(const llama_model * model, const GenerationConfig & config, const std::vector<llama_token> & eog_tokens)
     : vocab_(llama_model_get_vocab(model)),
       n_vocab_(llama_vocab_n_tokens(vocab_)),
-      for_backend_(for_backend && config.grammar.empty() && config.json_schema.empty()),
       eog_tokens_(eog_tokens),
       ignore_eos_(config.ignore_eos) {
     validate_generation_config(config);
@@ -73,12 +65,6 @@ Sampler::Sampler(const llama_model * model, const GenerationConfig & config, con
     llama_sampler_chain_params params = llama_sampler_chain_default_params();
     params.no_perf = true;
     chain_.reset(llama_sampler_chain_init(params));
-    if (for_backend_ && ignore_eos_ && !eog_tokens_.empty()) {
-        // On the CPU path the logits are masked in place; on the backend a bias does it.
-        std::vector<llama_logit_bias> bans;
-        for (llama_token t : eog_tokens_) bans.push_back({t, -std::numeric_limits<float>::infinity()});
-        llama_sampler_chain_add(chain_.get(), llama_sampler_init_logit_bias(n_vocab_, static_cast<int32_t>(bans.size()), bans.data()));
-    }
     if (penalties) {
         llama_sampler_chain_add(chain_.get(), llama_sampler_init_penalties(n_vocab_, config.repeat_last_n, config.repeat_penalty, 0.0f, 0.0f));
     }
@@ -91,7 +77,7 @@ Sampler::Sampler(const llama_model * model, const GenerationConfig & config, con
         llama_sampler_chain_add(chain_.get(), llama_sampler_init_temp(config.temperature));
         llama_sampler_chain_add(chain_.get(), llama_sampler_init_dist(config.seed));
     }
-    if (!for_backend_) candidates_.resize(n_vocab_);
+    candidates_.resize(n_vocab_);
 }
 
 namespace {
@@ -125,11 +111,6 @@ void Sampler::fill_candidates(const float * logits) {
 }
 
 llama_token Sampler::sample(llama_context * ctx, int idx) {
-    if (for_backend_) {
-        llama_token token = llama_get_sampled_token_ith(ctx, idx);
-        if (token != LLAMA_TOKEN_NULL) return token;
-        throw Error(ErrorCode::kInternal, "the backend sampler returned no token", "set CORTEX_BACKEND_SAMPLING=0 and report this bug");
-    }
     float * logits = llama_get_logits_ith(ctx, idx);
     if (logits == nullptr) throw Error(ErrorCode::kInternal, "no logits for the last token", "please report this bug");
 

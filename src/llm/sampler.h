@@ -17,33 +17,20 @@ std::string json_schema_to_gbnf(const std::string & schema);
 
 class Sampler {
   public:
-    // `eog_tokens` are banned when config.ignore_eos is set. With `for_backend` (and no grammar)
-    // the chain is built to run inside the decode graph on the model's output device; attach
-    // it with llama_set_sampler(). Throws Error (kInvalidGrammar, kInvalidSchema,
-    // kInvalidArgument).
-    Sampler(const llama_model * model, const GenerationConfig & config, const std::vector<llama_token> & eog_tokens,
-            bool for_backend);
+    // `eog_tokens` are banned when config.ignore_eos is set. Throws Error (kInvalidGrammar,
+    // kInvalidSchema, kInvalidArgument).
+    Sampler(const llama_model * model, const GenerationConfig & config, const std::vector<llama_token> & eog_tokens);
 
-    // Samples output `idx` of the last decode: the token the backend already picked, or one
-    // picked here from the logits.
+    // Samples from the logits of output `idx` of the last decode.
     llama_token sample(llama_context * ctx, int idx);
     // Records `token` as generated (grammar state, repeat penalty window).
     void accept(llama_token token);
-    // Back to the state of a new generation (penalty window, random seed).
-    void reset() { llama_sampler_reset(chain_.get()); }
-
-    bool for_backend() const { return for_backend_; }
-    llama_sampler * chain() const { return chain_.get(); }
-
-    // Whether `a` and `b` sample alike, so that one attached chain serves both.
-    static bool same_sampling(const GenerationConfig & a, const GenerationConfig & b);
 
   private:
     void fill_candidates(const float * logits);
 
     const llama_vocab * vocab_;
     int n_vocab_;
-    bool for_backend_;
     bool greedy_fast_path_;
     const std::vector<llama_token> & eog_tokens_;
     bool ignore_eos_;
