@@ -2,7 +2,8 @@
 // llama-bench of the same llama.cpp build, same model, threads, batch and context, in one run.
 //
 // Rounds alternate between the two so that machine noise hits both alike; the figures are
-// medians over rounds, the ratio is Cortex / llama-bench (1.0 = same speed, higher = faster).
+// medians over rounds, and the ratio (Cortex / llama-bench: 1.0 = same speed, higher = faster)
+// is the median of the per-round ratios, each taken from runs seconds apart.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,7 +28,7 @@ struct Options {
     int n_gen = 128;
     int threads = 0;
     int n_gpu_layers = -1;
-    int rounds = 3;
+    int rounds = 5;
     int reps = 3;  // repetitions per round, for both tools
     double min_ratio = 0;
     bool json = false;
@@ -106,7 +107,7 @@ int main(int argc, char ** argv) {
         else if (a == "--min-ratio") o.min_ratio = std::stod(value());
         else if (a == "--json") o.json = true;
         else if (a == "-h" || a == "--help") {
-            printf("usage: cortex-bench-llm -m MODEL [-p 512] [-n 128] [-t THREADS] [-ngl -1] [--rounds 3] [-r 3]\n"
+            printf("usage: cortex-bench-llm -m MODEL [-p 512] [-n 128] [-t THREADS] [-ngl -1] [--rounds 5] [-r 3]\n"
                    "                        [--llama-bench PATH] [--min-ratio R] [--json]\n");
             return 0;
         } else die("unknown argument " + a);
@@ -146,7 +147,7 @@ int main(int argc, char ** argv) {
     ours_pp();  // warm-up, as llama-bench does
     ours_tg();
 
-    std::vector<double> c_pp, c_tg, l_pp, l_tg;
+    std::vector<double> c_pp, c_tg, l_pp, l_tg, ratios_pp, ratios_tg;
     for (int round = 0; round < o.rounds; ++round) {
         std::vector<double> pp, tg;
         for (int r = 0; r < o.reps; ++r) pp.push_back(ours_pp());
@@ -156,13 +157,15 @@ int main(int argc, char ** argv) {
         auto [lpp, ltg] = run_llama_bench(o);
         l_pp.push_back(lpp);
         l_tg.push_back(ltg);
+        ratios_pp.push_back(lpp > 0 ? c_pp.back() / lpp : 0);
+        ratios_tg.push_back(ltg > 0 ? c_tg.back() / ltg : 0);
         if (!o.json) {
             fprintf(stderr, "round %d: cortex pp %.1f tg %.1f | llama-bench pp %.1f tg %.1f\n", round + 1, c_pp.back(),
                     c_tg.back(), lpp, ltg);
         }
     }
     const double cpp = median(c_pp), ctg = median(c_tg), lpp = median(l_pp), ltg = median(l_tg);
-    const double r_pp = lpp > 0 ? cpp / lpp : 0, r_tg = ltg > 0 ? ctg / ltg : 0;
+    const double r_pp = median(ratios_pp), r_tg = median(ratios_tg);
     if (o.json) {
         nlohmann::json j = {{"model", o.model},       {"description", model->description()},
                             {"threads", o.threads},   {"n_gpu_layers", o.n_gpu_layers},
