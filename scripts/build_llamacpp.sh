@@ -252,7 +252,7 @@ log "building llama.cpp $LLAMA_TAG ($backend) from $source_dir with $jobs jobs"
 command -v ccache >/dev/null 2>&1 && log "ccache: $(command -v ccache)"
 cmake -S "$source_dir" -B "$build_dir" "${cmake_args[@]}" "-DCMAKE_INSTALL_PREFIX=$prefix" >"$build_root/$backend-configure.log" 2>&1 ||
     { tail -n 40 "$build_root/$backend-configure.log" >&2; die "llama.cpp configure failed (log: $build_root/$backend-configure.log)"; }
-cmake --build "$build_dir" -j "$jobs" || die "llama.cpp build failed" "see the compiler output above"
+cmake --build "$build_dir" -j "$jobs" >&2 || die "llama.cpp build failed" "see the compiler output above"
 rm -f "$stamp_file"
 cmake --install "$build_dir" >/dev/null || die "llama.cpp install into $prefix failed"
 

@@ -65,6 +65,8 @@ out="$("$script" cpu 2>&1)"; rc=$?
 check "rebuild succeeds" test $rc -eq 0
 check "rebuild is a no-op" grep -q "is up to date" <<<"$out"
 check "rebuild takes seconds" test $((SECONDS - start)) -lt 10
+out="$("$script" cpu 2>/dev/null)"
+check "stdout is the prefix alone, for \$(...)" test "$out" = "$backend_prefix"
 check "find_package files installed" test -f "$backend_prefix/lib/cmake/llama/llama-config.cmake"
 check "common headers installed" test -f "$backend_prefix/include/llama-common/chat.h"
 check "llama-bench installed and runs" bash -c "\"$backend_prefix/bin/llama-bench\" --help >/dev/null"
