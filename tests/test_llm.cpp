@@ -6,7 +6,7 @@
 
 #include "cortex/llm.h"
 #include "llama-cpp.h"
-#include "test_models.h"
+#include "test_support.h"
 
 using namespace cortex;
 using namespace cortex::llm;

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "cortex/llm.h"
-#include "test_models.h"
+#include "test_support.h"
 
 using namespace cortex;
 using namespace cortex::llm;

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "cortex/llm.h"
-#include "test_models.h"
+#include "test_support.h"
 
 using namespace cortex;
 using namespace cortex::llm;

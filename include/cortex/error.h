@@ -21,6 +21,10 @@ enum class ErrorCode {
     kInvalidSchema,      // the JSON schema does not parse or cannot be turned into a grammar
     kTemplateFailed,     // the chat template could not be applied to the messages
     kDecodeFailed,       // libllama failed while evaluating tokens
+    kNetwork,            // a download failed: connection, HTTP status, stall
+    kChecksumMismatch,   // downloaded or stored bytes do not have the expected SHA-256
+    kCancelled,          // the user interrupted the operation (Ctrl-C); what was done is kept
+    kBusy,               // another process holds the lock
     kIo,                 // an operating-system call failed
     kInternal,           // a bug: please report it
 };

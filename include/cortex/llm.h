@@ -169,11 +169,12 @@ class ModelManager {
 // $CORTEX_HOME, or ~/.cortex when unset.
 std::string cortex_home();
 
-// The default model: LLAMACPP_MODEL. Throws Error(kNotFound) with a hint when it is unset.
+// The default model: the "model" setting (LLAMACPP_MODEL, .env, config.json; or OLLAMA_MODEL
+// for an Ollama setup moving to llamacpp). Throws Error(kNotFound) with a hint when unset.
 std::string default_model_name();
 
 // One-shot generation on `model` (empty = the default model), loaded once per process by a
-// shared ModelManager.
+// shared ModelManager with the Cortex settings (models_dir, n_ctx, n_gpu_layers, n_threads).
 Result quick_complete(const std::string & prompt, const GenerationConfig & config = {}, const std::string & model = "");
 Result quick_chat(const std::string & message, const GenerationConfig & config = {}, const std::string & model = "");
 

@@ -17,6 +17,10 @@ const char * error_code_name(ErrorCode code) {
         case ErrorCode::kInvalidSchema: return "invalid_schema";
         case ErrorCode::kTemplateFailed: return "template_failed";
         case ErrorCode::kDecodeFailed: return "decode_failed";
+        case ErrorCode::kNetwork: return "network";
+        case ErrorCode::kChecksumMismatch: return "checksum_mismatch";
+        case ErrorCode::kCancelled: return "cancelled";
+        case ErrorCode::kBusy: return "busy";
         case ErrorCode::kIo: return "io";
         case ErrorCode::kInternal: return "internal";
     }

@@ -9,21 +9,19 @@
 #include <memory>
 
 #include "cortex/error.h"
+#include "cortex/models.h"
+#include "ggml.h"
 #include "gguf.h"
 
 namespace cortex::llm {
 namespace {
 
-struct GgufDeleter {
-    void operator()(gguf_context * ctx) const { gguf_free(ctx); }
-};
 using GgufPtr = std::unique_ptr<gguf_context, GgufDeleter>;
 
 struct FileCloser {
     void operator()(FILE * f) const { fclose(f); }
 };
 
-const char * kHintRedownload = "the file is damaged or not a model: download it again (cortex-model download NAME --force) or pick another file";
 
 std::string printable_prefix(const unsigned char * bytes, size_t n) {
     std::string out;
@@ -107,3 +105,71 @@ GgufSummary check_model_file(const std::string & path) {
 }
 
 }  // namespace cortex::llm
+
+namespace cortex::models {
+namespace {
+
+// general.file_type values (llama_ftype) of the quantizations people meet.
+const char * ftype_name(uint32_t ftype) {
+    switch (ftype) {
+        case 0: return "F32";
+        case 1: return "F16";
+        case 2: return "Q4_0";
+        case 3: return "Q4_1";
+        case 7: return "Q8_0";
+        case 8: return "Q5_0";
+        case 9: return "Q5_1";
+        case 10: return "Q2_K";
+        case 11: return "Q3_K_S";
+        case 12: return "Q3_K_M";
+        case 13: return "Q3_K_L";
+        case 14: return "Q4_K_S";
+        case 15: return "Q4_K_M";
+        case 16: return "Q5_K_S";
+        case 17: return "Q5_K_M";
+        case 18: return "Q6_K";
+        case 32: return "BF16";
+        default: return "other";
+    }
+}
+
+}  // namespace
+
+ModelFileInfo inspect_model_file(const std::string & path) {
+    llm::GgufSummary summary = llm::check_model_file(path);
+    gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
+    std::unique_ptr<gguf_context, llm::GgufDeleter> ctx(gguf_init_from_file(path.c_str(), params));
+    if (!ctx) throw Error(ErrorCode::kInvalidModel, "'" + path + "' has a corrupt GGUF header", llm::kHintRedownload);
+    ModelFileInfo info;
+    info.path = path;
+    info.file_size = summary.file_size;
+    info.architecture = summary.architecture;
+    auto str = [&](const std::string & key) {
+        int64_t id = gguf_find_key(ctx.get(), key.c_str());
+        return id >= 0 && gguf_get_kv_type(ctx.get(), id) == GGUF_TYPE_STRING ? std::string(gguf_get_val_str(ctx.get(), id)) : std::string();
+    };
+    auto u32 = [&](const std::string & key) -> int64_t {
+        int64_t id = gguf_find_key(ctx.get(), key.c_str());
+        if (id < 0) return -1;
+        switch (gguf_get_kv_type(ctx.get(), id)) {
+            case GGUF_TYPE_UINT32: return gguf_get_val_u32(ctx.get(), id);
+            case GGUF_TYPE_INT32: return gguf_get_val_i32(ctx.get(), id);
+            case GGUF_TYPE_UINT64: return static_cast<int64_t>(gguf_get_val_u64(ctx.get(), id));
+            default: return -1;
+        }
+    };
+    info.name = str("general.name");
+    int64_t ftype = u32("general.file_type");
+    info.quantization = ftype < 0 ? "unknown" : ftype_name(static_cast<uint32_t>(ftype));
+    info.context_length = static_cast<int>(std::max<int64_t>(0, u32(info.architecture + ".context_length")));
+    info.chat_template = str("tokenizer.chat_template");
+    info.has_chat_template = !info.chat_template.empty();
+    for (int64_t i = 0; i < gguf_get_n_tensors(ctx.get()); ++i) {
+        const ggml_type type = gguf_get_tensor_type(ctx.get(), i);
+        const size_t bytes = gguf_get_tensor_size(ctx.get(), i);
+        info.n_params += bytes / ggml_type_size(type) * static_cast<uint64_t>(ggml_blck_size(type));
+    }
+    return info;
+}
+
+}  // namespace cortex::models

@@ -3,9 +3,21 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "gguf.h"
+
 namespace cortex::llm {
+
+struct GgufDeleter {
+    void operator()(gguf_context * ctx) const { gguf_free(ctx); }
+};
+
+// The hint of every "this file is damaged" error; callers that know the model's name put it
+// in place of NAME.
+inline constexpr const char * kHintRedownload =
+    "the file is damaged or not a model: download it again (cortex-model download NAME --force) or pick another file";
 
 struct GgufSummary {
     std::string architecture;  // general.architecture

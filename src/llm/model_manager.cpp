@@ -7,7 +7,9 @@
 #include <map>
 #include <mutex>
 
+#include "cortex/config.h"
 #include "cortex/llm.h"
+#include "cortex/models.h"
 
 namespace cortex::llm {
 namespace {
@@ -51,10 +53,10 @@ std::string cortex_home() {
 }
 
 std::string default_model_name() {
-    const char * env = std::getenv("LLAMACPP_MODEL");
-    if (env && *env) return env;
+    std::string name = Settings::load().model();
+    if (!name.empty()) return name;
     throw Error(ErrorCode::kNotFound, "no default model: LLAMACPP_MODEL is not set",
-                "set LLAMACPP_MODEL to a model name or .gguf path, or pass the model explicitly");
+                "set LLAMACPP_MODEL (or: cortex config set model NAME) to a model name or .gguf path, or pass the model explicitly");
 }
 
 struct ModelManager::State {
@@ -87,6 +89,8 @@ std::string ModelManager::resolve(const std::string & name_or_path) const {
     const bool looks_like_path = name_or_path.find('/') != std::string::npos || ends_with(name_or_path, ".gguf");
     const std::string file = state_->models_dir + "/" + name_or_path + ".gguf";
     const std::string dir = state_->models_dir + "/" + name_or_path;
+    std::string looked = "'" + name_or_path + "'";
+    std::string download_name = name_or_path;
     if (!looks_like_path) {
         if (is_regular_file(file)) return file;
         std::vector<std::string> in_dir = gguf_files_in(dir);
@@ -95,11 +99,21 @@ std::string ModelManager::resolve(const std::string & name_or_path) const {
             throw Error(ErrorCode::kInvalidArgument, "'" + dir + "' holds " + std::to_string(in_dir.size()) + " .gguf files",
                         "pass the path of the one to load");
         }
+        looked += ", '" + file + "', '" + dir + "/*.gguf'";
+        // An Ollama-style name (qwen2.5:7b) or alias means the catalog model of that name...
+        if (const models::CatalogEntry * entry = models::Catalog::get().find(name_or_path)) {
+            download_name = entry->name;
+            const std::string canonical_file = state_->models_dir + "/" + entry->name + ".gguf";
+            if (is_regular_file(canonical_file)) return canonical_file;
+            if (entry->name != name_or_path) looked += ", '" + canonical_file + "'";
+        }
+        // ...and a model that Ollama already has is used where it lies.
+        models::OllamaModel ollama;
+        if (models::find_ollama_model(name_or_path, ollama)) return ollama.blob;
+        looked += " and Ollama's store (" + models::ollama_models_dir() + ")";
     }
-    std::string looked = "'" + name_or_path + "'";
-    if (!looks_like_path) looked += ", '" + file + "' and '" + dir + "/*.gguf'";
     throw Error(ErrorCode::kNotFound, "model '" + name_or_path + "' not found (looked at " + looked + ")",
-                "download it (cortex-model download " + name_or_path + "), or pass the path of a .gguf file");
+                "download it (cortex-model download " + download_name + "), or pass the path of a .gguf file");
 }
 
 std::shared_ptr<Model> ModelManager::load_model(const std::string & name_or_path, const ModelConfig & config) {
@@ -120,7 +134,20 @@ std::shared_ptr<Model> ModelManager::load_model(const std::string & name_or_path
     if (existing.valid()) return existing.get();
 
     try {
-        std::shared_ptr<Model> model = Model::load(path, config);
+        std::shared_ptr<Model> model;
+        try {
+            model = Model::load(path, config);
+        } catch (const Error & e) {
+            // A damaged store model: say exactly which download repairs it.
+            const models::CatalogEntry * entry = models::Catalog::get().find(name_or_path);
+            std::string hint = e.hint();
+            size_t at = hint.find("download NAME");
+            if (e.code() == ErrorCode::kInvalidModel && entry && at != std::string::npos) {
+                hint.replace(at, 13, "download " + entry->name);
+                throw Error(e.code(), e.message(), hint);
+            }
+            throw;
+        }
         promise.set_value(model);
         return model;
     } catch (...) {

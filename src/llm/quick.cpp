@@ -1,17 +1,16 @@
-// quick_complete() and quick_chat(): one-shot generation on a process-wide ModelManager.
+// quick_complete() and quick_chat(): one-shot generation on a process-wide ModelManager that
+// follows the Cortex settings (models directory, model, context, GPU layers, threads).
+#include "cortex/config.h"
 #include "cortex/llm.h"
 
 namespace cortex::llm {
 namespace {
 
-ModelManager & shared_manager() {
-    // Never destroyed: models may still be in use by other static objects at exit.
-    static ModelManager * manager = new ModelManager();
-    return *manager;
-}
-
 std::shared_ptr<Model> load_named(const std::string & model) {
-    return shared_manager().load_model(model.empty() ? default_model_name() : model);
+    const Settings settings = Settings::load();
+    // Never destroyed: models may still be in use by other static objects at exit.
+    static ModelManager * manager = new ModelManager(settings.models_dir());
+    return manager->load_model(model.empty() ? default_model_name() : model, settings.model_config());
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Test helpers shared by the model-labelled tests.
-#include "test_models.h"
+#include "test_support.h"
 
 #include <unistd.h>
 
@@ -32,6 +32,8 @@ void write_file(const std::string & path, const std::string & bytes) {
     std::ofstream out(path, std::ios::binary);
     out << bytes;
 }
+
+bool file_exists(const std::string & path) { return std::filesystem::exists(path); }
 
 std::string read_file(const std::string & path) {
     std::ifstream in(path, std::ios::binary);

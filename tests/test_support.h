@@ -23,6 +23,7 @@ class TempDir {
 };
 
 void write_file(const std::string & path, const std::string & bytes);
+bool file_exists(const std::string & path);
 std::string read_file(const std::string & path);
 
 }  // namespace cortex::test
