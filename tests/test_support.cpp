@@ -29,6 +29,8 @@ TempDir::~TempDir() {
 }
 
 void write_file(const std::string & path, const std::string & bytes) {
+    std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
     std::ofstream out(path, std::ios::binary);
     out << bytes;
 }

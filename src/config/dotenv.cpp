@@ -1,6 +1,7 @@
 // The .env parser: KEY=VALUE, comments, quotes, `export `; every other line is an error.
 #include <cctype>
 
+#include "config/dotenv.h"
 #include "cortex/config.h"
 
 namespace cortex {
@@ -25,6 +26,12 @@ bool valid_name(const std::string & name) {
 
 std::map<std::string, std::string> parse_dotenv(const std::string & text, const std::string & path) {
     std::map<std::string, std::string> out;
+    for (const DotenvLine & l : parse_dotenv_lines(text, path)) out[l.key] = l.value;
+    return out;
+}
+
+std::vector<DotenvLine> parse_dotenv_lines(const std::string & text, const std::string & path) {
+    std::vector<DotenvLine> out;
     size_t line_no = 0, pos = 0;
     while (pos <= text.size()) {
         size_t end = text.find('\n', pos);
@@ -81,7 +88,7 @@ std::map<std::string, std::string> parse_dotenv(const std::string & text, const 
             size_t hash = raw.find(" #");
             value = trim(hash == std::string::npos ? raw : raw.substr(0, hash));
         }
-        out[key] = value;
+        out.push_back({key, value, static_cast<int>(line_no)});
         if (end == text.size()) break;
     }
     return out;

@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "config/dotenv.h"
 #include "core/file_util.h"
 #include "cortex/config.h"
 
@@ -140,8 +141,9 @@ Settings Settings::load(const std::map<std::string, std::string> & flags, const 
 
     const std::string env_path = home + "/.env";
     if (read_file(env_path, text)) {
-        std::map<std::string, std::string> vars = parse_dotenv(text, env_path);
-        for (const auto & [name, value] : vars) {
+        for (const DotenvLine & line : parse_dotenv_lines(text, env_path)) {
+            const std::string & name = line.key;
+            const std::string & value = line.value;
             const SettingKey * k = nullptr;
             for (const SettingKey & candidate : kKeys) {
                 if (name == candidate.env) k = &candidate;
@@ -150,7 +152,7 @@ Settings Settings::load(const std::map<std::string, std::string> & flags, const 
                 s.dotenv_extras_[name] = value;
                 continue;
             }
-            check_value(*k, value, env_path + " " + name);
+            check_value(*k, value, env_path + ":" + std::to_string(line.line));
             s.values_[k->name] = {value, SettingSource::kDotEnv, env_path};
         }
     }
