@@ -12,7 +12,9 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <memory>
 #include <thread>
 
@@ -79,6 +81,90 @@ std::string lower(std::string s) {
     return s;
 }
 
+// Hashes a file that is being written, following the writer from another thread: the
+// transfer never waits for SHA-256, and the bytes are read back from the page cache.
+class BackgroundHasher {
+  public:
+    explicit BackgroundHasher(const std::string & path) : sha_(new_sha256()) {
+        fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) throw Error(ErrorCode::kIo, "cannot read '" + path + "': " + strerror(errno), "check the models directory");
+        worker_ = std::thread([this] { run(); });
+    }
+    ~BackgroundHasher() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        worker_.join();
+        close(fd_);
+    }
+    BackgroundHasher(const BackgroundHasher &) = delete;
+    BackgroundHasher & operator=(const BackgroundHasher &) = delete;
+
+    // The first `available` bytes of the file are final.
+    void publish(uint64_t available) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            available_ = available;
+        }
+        cv_.notify_all();
+    }
+    // The file was truncated: hash from the start again.
+    void restart() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        restart_ = true;
+        available_ = 0;
+        cv_.notify_all();
+        cv_.wait(lock, [this] { return !restart_ || failed_; });
+    }
+    // Waits until the first `total` bytes are hashed; returns the hex digest.
+    std::string finish(uint64_t total) {
+        publish(total);
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return (hashed_ >= total && !restart_) || failed_; });
+        if (failed_) throw Error(ErrorCode::kIo, "cannot read back the downloaded file to hash it", "check the disk");
+        return hex_digest(sha_.get());
+    }
+
+  private:
+    void run() {
+        std::vector<char> buf(4 << 20);
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (true) {
+            cv_.wait(lock, [this] { return stop_ || restart_ || available_ > hashed_; });
+            if (stop_) return;
+            if (restart_) {
+                EVP_DigestInit_ex(sha_.get(), EVP_sha256(), nullptr);
+                hashed_ = 0;
+                restart_ = false;
+                cv_.notify_all();
+                continue;
+            }
+            const uint64_t from = hashed_, n = std::min<uint64_t>(available_ - hashed_, buf.size());
+            lock.unlock();
+            ssize_t got = pread(fd_, buf.data(), n, static_cast<off_t>(from));
+            if (got > 0) EVP_DigestUpdate(sha_.get(), buf.data(), static_cast<size_t>(got));
+            lock.lock();
+            if (got <= 0) {
+                failed_ = true;
+                cv_.notify_all();
+                return;
+            }
+            if (!restart_) hashed_ = from + static_cast<uint64_t>(got);
+            cv_.notify_all();
+        }
+    }
+
+    EvpPtr sha_;
+    int fd_ = -1;
+    std::thread worker_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    uint64_t available_ = 0, hashed_ = 0;
+    bool stop_ = false, restart_ = false, failed_ = false;
+};
+
 struct CurlDeleter {
     void operator()(CURL * c) const { curl_easy_cleanup(c); }
 };
@@ -89,7 +175,7 @@ struct SlistDeleter {
 // The state of one HTTP attempt, shared with libcurl's callbacks.
 struct Transfer {
     int fd = -1;
-    EVP_MD_CTX * sha = nullptr;
+    BackgroundHasher * hasher = nullptr;
     uint64_t offset = 0;        // bytes of the .part before this attempt
     uint64_t written = 0;       // bytes written in this attempt
     long status = 0;            // of the final response
@@ -148,7 +234,7 @@ size_t on_body(char * data, size_t size, size_t n, void * user) {
                 t->write_errno = errno;
                 return 0;
             }
-            EVP_DigestInit_ex(t->sha, EVP_sha256(), nullptr);
+            t->hasher->restart();
             t->offset = 0;
             t->restart = true;
         } else if (t->status != 200 && t->status != 206) {
@@ -166,8 +252,8 @@ size_t on_body(char * data, size_t size, size_t n, void * user) {
         }
         done += static_cast<size_t>(w);
     }
-    EVP_DigestUpdate(t->sha, data, len);
     t->written += len;
+    t->hasher->publish(t->offset + t->written);
     if (t->options->on_progress) {
         auto now = Clock::now();
         if (now - t->last_report >= std::chrono::milliseconds(100)) {
@@ -277,7 +363,6 @@ DownloadResult download_file(const std::string & url, const std::string & dest, 
         ~FdCloser() { close(fd); }
     } closer{fd};
 
-    EvpPtr sha = new_sha256();
     struct stat st {};
     fstat(fd, &st);
     uint64_t have = static_cast<uint64_t>(st.st_size);
@@ -285,7 +370,9 @@ DownloadResult download_file(const std::string & url, const std::string & dest, 
         if (ftruncate(fd, 0) != 0) throw Error(ErrorCode::kIo, "cannot truncate '" + part + "'", "remove it by hand");
         have = 0;
     }
-    if (have > 0) hash_file_into(part, have, sha.get());
+    // What an earlier run left is hashed while the rest arrives.
+    BackgroundHasher hasher(part);
+    hasher.publish(have);
     result.resumed_from = have;
 
     std::string server_digest;
@@ -305,7 +392,7 @@ DownloadResult download_file(const std::string & url, const std::string & dest, 
         }
         Transfer t;
         t.fd = fd;
-        t.sha = sha.get();
+        t.hasher = &hasher;
         t.offset = have;
         t.options = &opt;
         t.total = opt.expected_size;
@@ -364,9 +451,9 @@ DownloadResult download_file(const std::string & url, const std::string & dest, 
             break;
         } else if (rc == CURLE_OK && t.status == 416) {
             // The .part does not match the file any more: start over.
+            hasher.restart();
             if (ftruncate(fd, 0) != 0) throw Error(ErrorCode::kIo, "cannot truncate '" + part + "'", "remove it by hand");
             have = 0;
-            EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
             result.resumed_from = 0;
             last_error = "the server could not resume the partial file";
         } else if (rc == CURLE_OK && !transient_status(t.status)) {
@@ -403,7 +490,7 @@ DownloadResult download_file(const std::string & url, const std::string & dest, 
     }
     if (fsync(fd) != 0) throw Error(ErrorCode::kIo, "cannot flush '" + part + "': " + strerror(errno), "check the disk");
 
-    result.sha256 = hex_digest(sha.get());
+    result.sha256 = hasher.finish(have);
     result.bytes = have;
     std::string want = expected;
     result.digest_source = "catalog";
