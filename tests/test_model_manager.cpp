@@ -74,6 +74,11 @@ TEST(ModelManager, DefaultsToCortexHome) {
     setenv("CORTEX_HOME", home.path().c_str(), 1);
     EXPECT_EQ(cortex_home(), home.path());
     EXPECT_EQ(ModelManager().models_dir(), home.file("models"));
+    setenv("CORTEX_MODELS_DIR", "/srv/models", 1);
+    EXPECT_EQ(ModelManager().models_dir(), "/srv/models") << "the models_dir setting";
+    unsetenv("CORTEX_MODELS_DIR");
+    cortex::test::write_file(home.file(".env"), "CORTEX_MODELS_DIR=/data/llm\n");
+    EXPECT_EQ(ModelManager().models_dir(), "/data/llm");
     unsetenv("CORTEX_HOME");
     setenv("HOME", "/home/someone", 1);
     EXPECT_EQ(cortex_home(), "/home/someone/.cortex");

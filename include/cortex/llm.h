@@ -135,12 +135,14 @@ class Model {
 
 // Resolves model names, loads models and keeps them loaded until unloaded.
 //
-// A name resolves, in order, to: an existing path; $CORTEX_HOME/models/<name>.gguf; the single
-// .gguf file in $CORTEX_HOME/models/<name>/ (CORTEX_HOME defaults to ~/.cortex). Thread-safe:
-// concurrent load_model() calls of one model load it once and share it.
+// A name resolves, in order, to: an existing path; MODELS/<name>.gguf; the single .gguf file in
+// MODELS/<name>/; for a catalog alias (qwen2.5:7b), MODELS/<catalog name>.gguf; a model in
+// Ollama's store (llama3.2 = llama3.2:latest). MODELS is the models_dir setting
+// (CORTEX_MODELS_DIR, default $CORTEX_HOME/models; CORTEX_HOME defaults to ~/.cortex).
+// Thread-safe: concurrent load_model() calls of one model load it once and share it.
 class ModelManager {
   public:
-    // `models_dir` empty = $CORTEX_HOME/models.
+    // `models_dir` empty = the models_dir setting; throws Error when the settings are bad.
     explicit ModelManager(std::string models_dir = "");
     ~ModelManager();
     ModelManager(const ModelManager &) = delete;

@@ -72,7 +72,7 @@ struct ModelManager::State {
 };
 
 ModelManager::ModelManager(std::string models_dir) : state_(std::make_unique<State>()) {
-    state_->models_dir = models_dir.empty() ? cortex_home() + "/models" : std::move(models_dir);
+    state_->models_dir = models_dir.empty() ? Settings::load().models_dir() : std::move(models_dir);
 }
 
 ModelManager::~ModelManager() = default;
