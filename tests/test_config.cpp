@@ -7,6 +7,7 @@
 #include "test_support.h"
 
 using namespace cortex;
+using cortex::test::expect_error;
 using cortex::test::TempDir;
 using cortex::test::write_file;
 
@@ -22,19 +23,6 @@ struct CleanEnv {
         for (const SettingKey & k : setting_keys()) unsetenv(k.env);
     }
 };
-
-template <typename F>
-Error expect_error(F && f) {
-    try {
-        f();
-    } catch (const Error & e) {
-        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.message();
-        EXPECT_FALSE(e.hint().empty()) << e.message();
-        return e;
-    }
-    ADD_FAILURE() << "no error";
-    return Error(ErrorCode::kInternal, "");
-}
 
 }  // namespace
 
@@ -105,7 +93,7 @@ TEST(Settings, DotenvSyntax) {
 
 TEST(Settings, BadDotenvLinesNameFileAndLine) {
     for (const char * text : {"LLAMACPP_N_CTX 4096\n", "1BAD=x\n", "KEY=\"unterminated\n", "KEY='a' trailing\n", "=value\n"}) {
-        Error e = expect_error([&] { parse_dotenv(std::string("# ok\n") + text, "/home/u/.cortex/.env"); });
+        Error e = expect_error(ErrorCode::kInvalidArgument, [&] { parse_dotenv(std::string("# ok\n") + text, "/home/u/.cortex/.env"); });
         EXPECT_NE(e.message().find("/home/u/.cortex/.env:2"), std::string::npos) << e.message();
     }
 }
@@ -114,7 +102,7 @@ TEST(Settings, BadValuesNameWhereTheyCameFrom) {
     CleanEnv env;
     TempDir home;
     write_file(home.file(".env"), "# settings\nLLAMACPP_N_CTX=lots\n");
-    Error e = expect_error([&] { Settings::load({}, home.path()); });
+    Error e = expect_error(ErrorCode::kInvalidArgument, [&] { Settings::load({}, home.path()); });
     EXPECT_NE(e.message().find(home.file(".env")), std::string::npos) << e.message();
     EXPECT_NE(e.message().find("LLAMACPP_N_CTX"), std::string::npos);
 
@@ -123,12 +111,12 @@ TEST(Settings, BadValuesNameWhereTheyCameFrom) {
              {"CORTEX_PROVIDER", "openai"}, {"LLAMACPP_N_CTX", "0"}, {"LLAMACPP_N_CTX", "-5"}, {"LLAMACPP_N_CTX", "4k"},
              {"LLAMACPP_N_GPU_LAYERS", "-2"}, {"LLAMACPP_N_THREADS", "many"}, {"CORTEX_LOG_LEVEL", "loud"}, {"OLLAMA_HOST", ""}}) {
         setenv(var, value, 1);
-        Error bad = expect_error([&] { Settings::load({}, home.path()); });
+        Error bad = expect_error(ErrorCode::kInvalidArgument, [&] { Settings::load({}, home.path()); });
         EXPECT_NE(bad.message().find(var), std::string::npos) << bad.message();
         unsetenv(var);
     }
-    expect_error([&] { Settings::load({{"n_ctx", "zero"}}, home.path()); });
-    expect_error([&] { Settings::load({{"no_such_key", "1"}}, home.path()); });
+    expect_error(ErrorCode::kInvalidArgument, [&] { Settings::load({{"n_ctx", "zero"}}, home.path()); });
+    expect_error(ErrorCode::kInvalidArgument, [&] { Settings::load({{"no_such_key", "1"}}, home.path()); });
 }
 
 TEST(Settings, MalformedConfigJson) {
@@ -136,7 +124,7 @@ TEST(Settings, MalformedConfigJson) {
     TempDir home;
     for (const char * text : {"{", "[1,2]", "{\"llamacpp_n_ctx\": true}", "{\"api_provider\": \"gpt\"}", "{\"llamacpp_n_ctx\": [4096]}"}) {
         write_file(home.file("config.json"), text);
-        Error e = expect_error([&] { Settings::load({}, home.path()); });
+        Error e = expect_error(ErrorCode::kInvalidArgument, [&] { Settings::load({}, home.path()); });
         EXPECT_NE(e.message().find(home.file("config.json")), std::string::npos) << e.message();
     }
 }
@@ -205,12 +193,12 @@ TEST(ConfigSet, RejectsBadInputAndLeavesTheFileAlone) {
     TempDir home;
     const std::string before = R"({"llamacpp_n_ctx": 2048})";
     write_file(home.file("config.json"), before);
-    expect_error([&] { set_config_value(home.path(), "n_ctx", "big"); });
-    expect_error([&] { set_config_value(home.path(), "provider", "gpt4"); });
-    expect_error([&] { set_config_value(home.path(), "colour", "blue"); });
+    expect_error(ErrorCode::kInvalidArgument, [&] { set_config_value(home.path(), "n_ctx", "big"); });
+    expect_error(ErrorCode::kInvalidArgument, [&] { set_config_value(home.path(), "provider", "gpt4"); });
+    expect_error(ErrorCode::kInvalidArgument, [&] { set_config_value(home.path(), "colour", "blue"); });
     EXPECT_EQ(cortex::test::read_file(home.file("config.json")), before);
     write_file(home.file("config.json"), "{broken");
-    expect_error([&] { set_config_value(home.path(), "n_ctx", "4096"); });
+    expect_error(ErrorCode::kInvalidArgument, [&] { set_config_value(home.path(), "n_ctx", "4096"); });
     EXPECT_EQ(cortex::test::read_file(home.file("config.json")), "{broken") << "a file we cannot parse is never overwritten";
     EXPECT_FALSE(cortex::test::file_exists(home.file("config.json.tmp")));
 }

@@ -13,6 +13,7 @@
 using namespace cortex;
 using namespace cortex::models;
 using cortex::test::HttpTestServer;
+using cortex::test::expect_error;
 using cortex::test::TempDir;
 
 namespace {
@@ -45,19 +46,6 @@ DownloadOptions fast_options(const std::string & body) {
 uint64_t file_size(const std::string & path) {
     struct stat st {};
     return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
-template <typename F>
-Error expect_error(ErrorCode code, F && f) {
-    try {
-        f();
-    } catch (const Error & e) {
-        EXPECT_EQ(e.code(), code) << error_code_name(e.code()) << ": " << e.message();
-        EXPECT_FALSE(e.hint().empty());
-        return e;
-    }
-    ADD_FAILURE() << "no error";
-    return Error(ErrorCode::kInternal, "");
 }
 
 }  // namespace

@@ -10,23 +10,10 @@
 using namespace cortex;
 using namespace cortex::llm;
 using cortex::test::model_path;
+using cortex::test::expect_error;
 using cortex::test::TempDir;
 
 namespace {
-
-template <typename F>
-Error expect_error(ErrorCode code, F && f) {
-    try {
-        f();
-    } catch (const Error & e) {
-        EXPECT_EQ(e.code(), code) << error_code_name(e.code()) << ": " << e.message();
-        EXPECT_FALSE(e.message().empty());
-        EXPECT_FALSE(e.hint().empty()) << "no hint for: " << e.message();
-        return e;
-    }
-    ADD_FAILURE() << "no cortex::Error thrown";
-    return Error(ErrorCode::kInternal, "none");
-}
 
 ModelConfig small_ctx() {
     ModelConfig c;

@@ -1,7 +1,11 @@
 // Paths of the generated test models, and a scratch directory per test.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
+
+#include "cortex/error.h"
 
 namespace cortex::test {
 
@@ -21,6 +25,21 @@ class TempDir {
   private:
     std::string path_;
 };
+
+// Runs `f`, which must throw a cortex::Error of `code` with a message and a hint; returns it.
+template <typename F>
+cortex::Error expect_error(cortex::ErrorCode code, F && f) {
+    try {
+        f();
+    } catch (const cortex::Error & e) {
+        EXPECT_EQ(e.code(), code) << cortex::error_code_name(e.code()) << ": " << e.message();
+        EXPECT_FALSE(e.message().empty());
+        EXPECT_FALSE(e.hint().empty()) << "no hint for: " << e.message();
+        return e;
+    }
+    ADD_FAILURE() << "no cortex::Error thrown";
+    return cortex::Error(cortex::ErrorCode::kInternal, "none");
+}
 
 void write_file(const std::string & path, const std::string & bytes);
 bool file_exists(const std::string & path);

@@ -84,6 +84,7 @@ struct Model::Impl {
 
     void evaluate_prompt(const std::vector<llama_token> & prompt, size_t from);
     void decode_one(llama_token token);
+    void decode(const llama_batch & batch, const char * when);
     const std::string & token_text(llama_token token);
 };
 
@@ -174,28 +175,26 @@ void Model::Impl::evaluate_prompt(const std::vector<llama_token> & prompt, size_
             b.seq_id[j][0] = 0;
             b.logits[j] = (i + j + 1 == prompt.size());
         }
-        int rc = llama_decode(ctx.get(), b);
-        if (rc != 0) {
-            llama_memory_clear(llama_get_memory(ctx.get()), true);
-            kv_tokens.clear();
-            throw Error(ErrorCode::kDecodeFailed, "llama_decode failed with code " + std::to_string(rc) + " while reading the prompt",
-                        "the context may be too small or memory short: lower n_ctx or retry");
-        }
+        decode(b, "while reading the prompt");
         kv_tokens.insert(kv_tokens.end(), prompt.begin() + static_cast<std::ptrdiff_t>(i),
                          prompt.begin() + static_cast<std::ptrdiff_t>(i + n));
     }
 }
 
 void Model::Impl::decode_one(llama_token token) {
-    llama_batch one = llama_batch_get_one(&token, 1);
-    int rc = llama_decode(ctx.get(), one);
+    decode(llama_batch_get_one(&token, 1), "while generating");
+    kv_tokens.push_back(token);
+}
+
+void Model::Impl::decode(const llama_batch & batch, const char * when) {
+    int rc = llama_decode(ctx.get(), batch);
     if (rc != 0) {
+        // What the failed call left in the cache is unknown: start the next request clean.
         llama_memory_clear(llama_get_memory(ctx.get()), true);
         kv_tokens.clear();
-        throw Error(ErrorCode::kDecodeFailed, "llama_decode failed with code " + std::to_string(rc) + " while generating",
-                    "lower n_ctx or max_tokens and retry");
+        throw Error(ErrorCode::kDecodeFailed, "llama_decode failed with code " + std::to_string(rc) + " " + when,
+                    "the context may be too small or memory short: lower n_ctx or max_tokens and retry");
     }
-    kv_tokens.push_back(token);
 }
 
 Result Model::Impl::generate(const std::vector<llama_token> & prompt, const GenerationConfig & config,
