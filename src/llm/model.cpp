@@ -8,6 +8,7 @@
 #include "common.h"
 #include "cortex/llm.h"
 #include "gguf_check.h"
+#include "model_loader.h"
 #include "llama-cpp.h"
 #include "sampler.h"
 #include "text_stream.h"
@@ -85,27 +86,20 @@ struct Model::Impl {
     void evaluate_prompt(const std::vector<llama_token> & prompt, size_t from);
     void decode_one(llama_token token);
     void decode(const llama_batch & batch, const char * when);
-    const std::string & token_text(llama_token token);
 };
 
-std::shared_ptr<Model> Model::load(const std::string & path, const ModelConfig & config) {
-    const auto t0 = Clock::now();
+llama_model_ptr load_llama_model(const std::string & path, const ModelConfig & config) {
     validate_model_config(config);
     GgufSummary summary = check_model_file(path);
     ensure_backend();
-
-    auto impl = std::make_unique<Impl>();
-    impl->path = path;
-    impl->config = config;
-
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers = config.n_gpu_layers;
     // The default (auto) maps the file where that is best; off reads it into memory.
     if (!config.use_mmap) mparams.load_mode = LLAMA_LOAD_MODE_NONE;
     begin_capture_errors();
-    impl->model.reset(llama_model_load_from_file(path.c_str(), mparams));
+    llama_model_ptr model(llama_model_load_from_file(path.c_str(), mparams));
     std::string why = take_captured_errors();
-    if (!impl->model) {
+    if (!model) {
         if (why.find("unknown model architecture") != std::string::npos) {
             throw Error(ErrorCode::kUnsupportedModel,
                         "'" + path + "' is a '" + summary.architecture + "' model, which this llama.cpp build cannot run",
@@ -115,52 +109,85 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelConfig &
                     "the file may be damaged (download it again with --force) or need more memory than is free "
                     "(try fewer GPU layers: LLAMACPP_N_GPU_LAYERS)");
     }
+    return model;
+}
 
+llama_context_ptr create_context(llama_model * model, const ModelConfig & config, int n_seq_max, int n_ctx_total,
+                                 const std::string & path) {
     llama_context_params cparams = llama_context_default_params();
-    cparams.n_ctx = static_cast<uint32_t>(config.n_ctx);
+    cparams.n_ctx = static_cast<uint32_t>(n_ctx_total);
     cparams.n_batch = static_cast<uint32_t>(config.n_batch);
     cparams.n_ubatch = static_cast<uint32_t>(std::min(config.n_batch, 512));
-    cparams.n_seq_max = 1;
+    cparams.n_seq_max = static_cast<uint32_t>(n_seq_max);
     const int threads = config.n_threads > 0 ? config.n_threads : std::max(1, common_cpu_get_num_physical_cores());
     cparams.n_threads = threads;
     cparams.n_threads_batch = threads;
     cparams.flash_attn_type = to_llama(config.flash_attention);
     cparams.no_perf = true;
     begin_capture_errors();
-    impl->ctx.reset(llama_init_from_model(impl->model.get(), cparams));
-    why = take_captured_errors();
-    if (!impl->ctx) {
+    llama_context_ptr ctx(llama_init_from_model(model, cparams));
+    std::string why = take_captured_errors();
+    if (!ctx) {
         throw Error(ErrorCode::kLoadFailed,
-                    "could not create a context of " + std::to_string(config.n_ctx) + " tokens for '" + path + "'" +
+                    "could not create a context of " + std::to_string(n_ctx_total) + " tokens for '" + path + "'" +
                         (why.empty() ? "" : ": " + why),
                     "lower n_ctx (LLAMACPP_N_CTX) or the GPU layers (LLAMACPP_N_GPU_LAYERS) to need less memory");
     }
+    return ctx;
+}
 
-    impl->vocab = llama_model_get_vocab(impl->model.get());
-    const int n_vocab = llama_vocab_n_tokens(impl->vocab);
+std::vector<llama_token> eog_tokens(const llama_vocab * vocab) {
+    std::vector<llama_token> out;
+    const int n_vocab = llama_vocab_n_tokens(vocab);
     for (llama_token t = 0; t < n_vocab; ++t) {
-        if (llama_vocab_is_eog(impl->vocab, t)) impl->eog_tokens.push_back(t);
+        if (llama_vocab_is_eog(vocab, t)) out.push_back(t);
     }
+    return out;
+}
+
+const std::string & token_text(const llama_vocab * vocab, llama_token token, std::string & buf) {
+    buf.resize(buf.capacity() < 64 ? 64 : buf.capacity());
+    int n = llama_token_to_piece(vocab, token, buf.data(), static_cast<int32_t>(buf.size()), 0, false);
+    if (n < 0) {
+        buf.resize(static_cast<size_t>(-n));
+        n = llama_token_to_piece(vocab, token, buf.data(), static_cast<int32_t>(buf.size()), 0, false);
+    }
+    buf.resize(n < 0 ? 0 : static_cast<size_t>(n));
+    return buf;
+}
+
+std::vector<Token> tokenize_text(const llama_vocab * vocab, std::string_view text, bool add_special, bool parse_special) {
+    // A token is at least one byte, plus BOS/EOS.
+    std::vector<Token> tokens(text.size() + 2);
+    int n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), static_cast<int32_t>(tokens.size()),
+                           add_special, parse_special);
+    if (n < 0) {
+        tokens.resize(static_cast<size_t>(-n));
+        n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), static_cast<int32_t>(tokens.size()),
+                           add_special, parse_special);
+    }
+    if (n < 0) throw Error(ErrorCode::kInvalidArgument, "the text could not be tokenized", "check that it is valid UTF-8");
+    tokens.resize(static_cast<size_t>(n));
+    return tokens;
+}
+
+std::shared_ptr<Model> Model::load(const std::string & path, const ModelConfig & config) {
+    const auto t0 = Clock::now();
+    auto impl = std::make_unique<Impl>();
+    impl->path = path;
+    impl->config = config;
+    impl->model = load_llama_model(path, config);
+    impl->ctx = create_context(impl->model.get(), config, 1, config.n_ctx, path);
+    impl->vocab = llama_model_get_vocab(impl->model.get());
+    impl->eog_tokens = eog_tokens(impl->vocab);
     impl->chat_template = std::make_unique<ChatTemplate>(impl->model.get());
     impl->batch = make_batch(config.n_batch);
-
     impl->load_ms = ms_between(t0, Clock::now());
     return std::shared_ptr<Model>(new Model(std::move(impl)));
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
-
-const std::string & Model::Impl::token_text(llama_token token) {
-    piece.resize(piece.capacity() < 64 ? 64 : piece.capacity());
-    int n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, false);
-    if (n < 0) {
-        piece.resize(static_cast<size_t>(-n));
-        n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, false);
-    }
-    piece.resize(n < 0 ? 0 : static_cast<size_t>(n));
-    return piece;
-}
 
 void Model::Impl::evaluate_prompt(const std::vector<llama_token> & prompt, size_t from) {
     const size_t n_batch = static_cast<size_t>(config.n_batch);
@@ -257,7 +284,7 @@ Result Model::Impl::generate(const std::vector<llama_token> & prompt, const Gene
         }
         ++result.completion_tokens;
         sampler.accept(token);
-        stopped = stream.push(token_text(token));
+        stopped = stream.push(token_text(vocab, token, piece));
         if (stream.cancelled()) {
             result.finish_reason = FinishReason::kCancelled;
             break;
@@ -310,18 +337,7 @@ std::string Model::apply_chat_template(const std::vector<Message> & messages, bo
 }
 
 std::vector<Token> Model::tokenize(std::string_view text, bool add_special, bool parse_special) const {
-    // A token is at least one byte, plus BOS/EOS.
-    std::vector<Token> tokens(text.size() + 2);
-    int n = llama_tokenize(impl_->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                           static_cast<int32_t>(tokens.size()), add_special, parse_special);
-    if (n < 0) {
-        tokens.resize(static_cast<size_t>(-n));
-        n = llama_tokenize(impl_->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                           static_cast<int32_t>(tokens.size()), add_special, parse_special);
-    }
-    if (n < 0) throw Error(ErrorCode::kInvalidArgument, "the text could not be tokenized", "check that it is valid UTF-8");
-    tokens.resize(static_cast<size_t>(n));
-    return tokens;
+    return tokenize_text(impl_->vocab, text, add_special, parse_special);
 }
 
 std::string Model::detokenize(const std::vector<Token> & tokens, bool render_special) const {
