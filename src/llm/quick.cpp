@@ -1,26 +1,66 @@
-// quick_complete() and quick_chat(): one-shot generation on a process-wide ModelManager that
-// follows the Cortex settings (models directory, model, context, GPU layers, threads).
+// quick_complete() and quick_chat(): one-shot generation that uses the preload daemon when it
+// serves the model (CORTEX_PRELOAD=auto|off|required), else a process-wide ModelManager that
+// follows the Cortex settings (models directory, context, GPU layers, threads).
+#include <cstdlib>
+#include <functional>
+#include <memory>
+
 #include "cortex/config.h"
 #include "cortex/llm.h"
+#include "cortex/preload.h"
 
 namespace cortex::llm {
 namespace {
 
-std::shared_ptr<Model> load_named(const std::string & model) {
+std::string canonical(const std::string & path) {
+    std::unique_ptr<char, void (*)(void *)> real(realpath(path.c_str(), nullptr), free);
+    return real ? std::string(real.get()) : path;
+}
+
+Result run(const std::string & model, const std::function<Result(preload::Client &)> & remote,
+           const std::function<Result(Model &)> & local) {
     const Settings settings = Settings::load();
     // Never destroyed: models may still be in use by other static objects at exit.
     static ModelManager * manager = new ModelManager(settings.models_dir());
-    return manager->load_model(model.empty() ? default_model_name() : model, settings.model_config());
+    const std::string name = model.empty() ? default_model_name() : model;
+    const std::string mode = preload::preload_mode();
+    if (mode != "off") {
+        if (auto client = preload::Client::connect(settings.preload_socket())) {
+            preload::DaemonStatus status = client->status();
+            std::string path;
+            try {
+                path = manager->resolve(name);
+            } catch (const Error &) {
+            }
+            if (status.model_name == name || (!path.empty() && canonical(path) == canonical(status.model_path))) {
+                try {
+                    return remote(*client);
+                } catch (const Error & e) {
+                    // The daemon went away mid-request: in auto mode the answer comes from here.
+                    if (mode == "required" || e.code() != ErrorCode::kIo) throw;
+                }
+            }
+        }
+        if (mode == "required") {
+            throw Error(ErrorCode::kNotFound, "no preload daemon serves '" + name + "' on " + settings.preload_socket(),
+                        "start one: cortex-preload start --model " + name + " (or unset CORTEX_PRELOAD)");
+        }
+    }
+    return local(*manager->load_model(name, settings.model_config()));
 }
 
 }  // namespace
 
 Result quick_complete(const std::string & prompt, const GenerationConfig & config, const std::string & model) {
-    return load_named(model)->complete(prompt, config);
+    return run(
+        model, [&](preload::Client & c) { return c.complete(prompt, config); },
+        [&](Model & m) { return m.complete(prompt, config); });
 }
 
 Result quick_chat(const std::string & message, const GenerationConfig & config, const std::string & model) {
-    return load_named(model)->chat({{"user", message}}, config);
+    return run(
+        model, [&](preload::Client & c) { return c.chat({{"user", message}}, config); },
+        [&](Model & m) { return m.chat({{"user", message}}, config); });
 }
 
 }  // namespace cortex::llm

@@ -1,0 +1,218 @@
+// cortex-preload: keep a model warm behind a Unix socket. run (foreground), start (background,
+// waits until the model answers), stop, status.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli_common.h"
+#include "core/file_util.h"
+#include "cortex/config.h"
+#include "cortex/llm.h"
+#include "cortex/preload.h"
+#include "preload/scheduler.h"
+#include "preload/server.h"
+
+using namespace cortex;
+using nlohmann::json;
+
+namespace {
+
+preload::Server * g_server = nullptr;
+
+void on_signal(int) {
+    if (g_server) g_server->stop();
+}
+
+// systemd's Type=notify: one datagram to $NOTIFY_SOCKET.
+void notify_systemd(const std::string & state) {
+    const char * path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path) return;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+    sendto(fd, state.data(), state.size(), 0, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+    close(fd);
+}
+
+struct Options {
+    std::string model, socket;
+    int parallel = 4;
+    bool json = false;
+};
+
+int cmd_run(const Options & o) {
+    const Settings settings = Settings::load(o.model.empty() ? std::map<std::string, std::string>{}
+                                                             : std::map<std::string, std::string>{{"model", o.model}});
+    const std::string name = settings.model();
+    if (name.empty()) {
+        throw Error(ErrorCode::kNotFound, "no model to preload", "pass --model NAME, or set LLAMACPP_MODEL");
+    }
+    const std::string socket = o.socket.empty() ? settings.preload_socket() : o.socket;
+    llm::ModelManager manager(settings.models_dir());
+    const std::string path = manager.resolve(name);
+    preload::Scheduler scheduler(path, settings.model_config(), o.parallel);
+    preload::Server server(scheduler, {socket, 4u << 20, 128, name});
+    g_server = &server;
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    fprintf(stderr, "cortex-preload: %s (%s) loaded in %.0f ms, %d slots, serving on %s\n", name.c_str(), path.c_str(),
+            scheduler.load_ms(), o.parallel, socket.c_str());
+    notify_systemd("READY=1\nSTATUS=serving " + name);
+    server.run();
+    notify_systemd("STOPPING=1");
+    g_server = nullptr;
+    return 0;
+}
+
+std::string socket_of(const Options & o) { return o.socket.empty() ? Settings::load().preload_socket() : o.socket; }
+
+int cmd_start(const Options & o, const char * self) {
+    const std::string socket = socket_of(o);
+    if (auto client = preload::Client::connect(socket)) {
+        preload::DaemonStatus s = client->status();
+        printf("already running: pid %d serving %s on %s\n", s.pid, s.model_name.c_str(), socket.c_str());
+        return 0;
+    }
+    const std::string log_dir = Settings::load().home() + "/logs";
+    make_dirs(log_dir);
+    const std::string log = log_dir + "/preload.log";
+    const auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = fork();
+    if (pid < 0) throw Error(ErrorCode::kIo, "fork failed", "check the system's process limits");
+    if (pid == 0) {
+        setsid();
+        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
+        std::vector<std::string> args = {self, "run", "--parallel", std::to_string(o.parallel), "--socket", socket};
+        if (!o.model.empty()) args.insert(args.end(), {"--model", o.model});
+        std::vector<char *> argv;
+        for (auto & a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(self, argv.data());
+        _exit(127);
+    }
+    // Ready when the socket answers; failed when the daemon exits first.
+    for (int i = 0; i < 6000; ++i) {
+        int status = 0;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            std::string text;
+            read_file(log, text);
+            fprintf(stderr, "%s", text.c_str());
+            throw Error(ErrorCode::kLoadFailed, "the preload daemon exited during start-up (log: " + log + ")",
+                        "fix the error above, or run it in the foreground: cortex-preload run");
+        }
+        if (auto client = preload::Client::connect(socket)) {
+            preload::DaemonStatus s = client->status();
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            if (o.json) {
+                printf("%s\n", json::object({{"pid", s.pid}, {"socket", socket}, {"model", s.model_name}, {"ready_ms", ms}}).dump().c_str());
+            } else {
+                printf("cortex-preload: pid %d serving %s on %s (ready in %.0f ms)\n", s.pid, s.model_name.c_str(), socket.c_str(), ms);
+            }
+            return 0;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    kill(pid, SIGKILL);
+    throw Error(ErrorCode::kLoadFailed, "the preload daemon did not answer within 2 minutes (log: " + log + ")", "see the log");
+}
+
+int cmd_stop(const Options & o) {
+    const std::string socket = socket_of(o);
+    auto client = preload::Client::connect(socket);
+    if (!client) {
+        printf("not running (no daemon answers on %s)\n", socket.c_str());
+        return 0;
+    }
+    const int pid = client->status().pid;
+    client->shutdown();
+    // Graceful first: in-flight requests finish (the daemon bounds that to 10 s).
+    for (int i = 0; i < 750 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (kill(pid, 0) == 0) {
+        kill(pid, SIGKILL);
+        printf("stopped pid %d (forced after 15 s)\n", pid);
+    } else {
+        printf("stopped pid %d\n", pid);
+    }
+    return 0;
+}
+
+int cmd_status(const Options & o) {
+    const std::string socket = socket_of(o);
+    auto client = preload::Client::connect(socket);
+    if (!client) {
+        if (o.json) printf("%s\n", json::object({{"running", false}, {"socket", socket}}).dump().c_str());
+        else printf("not running (no daemon answers on %s)\nstart it: cortex-preload start --model NAME\n", socket.c_str());
+        return 3;  // as systemctl status does for a stopped unit
+    }
+    preload::DaemonStatus s = client->status();
+    json j = json::parse(s.json);
+    j["running"] = true;
+    if (o.json) {
+        printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    printf("running: pid %d, up %.0f s, socket %s, %d clients, %.1f MB resident\n", s.pid, s.uptime_s, s.socket.c_str(),
+           j.value("clients", 0), j.value("resident_bytes", 0.0) / 1e6);
+    for (const auto & m : j["models"]) {
+        printf("model %s: %s (%s)\n  n_ctx %d per slot, %d slots (%d active, %d queued), GPU layers %d, KV cache %.1f MB\n"
+               "  %llu requests, %llu tokens, recent %.1f tokens/s\n",
+               m.value("name", "").c_str(), m.value("path", "").c_str(), m.value("description", "").c_str(), m.value("n_ctx", 0),
+               m.value("slots", 0), m.value("active", 0), m.value("queued", 0), m.value("n_gpu_layers", 0),
+               m.value("kv_cache_bytes", 0.0) / 1e6, static_cast<unsigned long long>(m.value("requests_served", 0ull)),
+               static_cast<unsigned long long>(m.value("tokens_generated", 0ull)), m.value("recent_tokens_per_second", 0.0));
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    CLI::App app{"cortex-preload: keep a model warm for instant requests"};
+    app.require_subcommand(1);
+    Options o;
+    auto add_common = [&](CLI::App * sub, bool model) {
+        sub->add_option("--socket", o.socket, "socket path (default: the preload_socket setting)");
+        if (model) {
+            sub->add_option("--model", o.model, "model name or path (default: the model setting)");
+            sub->add_option("--parallel", o.parallel, "requests served at once")->check(CLI::Range(1, 64));
+        }
+        sub->add_flag("--json", o.json, "print JSON");
+    };
+    CLI::App * run = app.add_subcommand("run", "serve in the foreground (for service managers)");
+    CLI::App * start = app.add_subcommand("start", "start in the background and wait until ready");
+    CLI::App * stop = app.add_subcommand("stop", "finish in-flight requests and exit");
+    CLI::App * status = app.add_subcommand("status", "what the daemon serves and how it does");
+    add_common(run, true);
+    add_common(start, true);
+    add_common(stop, false);
+    add_common(status, false);
+    CLI11_PARSE(app, argc, argv);
+
+    std::string self(4096, '\0');
+    ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
+    self.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    if (self.empty()) self = argv[0];
+    return cortex::cli::run_guarded(o.json, [&] {
+        if (run->parsed()) return cmd_run(o);
+        if (start->parsed()) return cmd_start(o, self.c_str());
+        if (stop->parsed()) return cmd_stop(o);
+        return cmd_status(o);
+    });
+}

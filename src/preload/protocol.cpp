@@ -1,0 +1,130 @@
+// JSON of the preload protocol.
+#include "protocol.h"
+
+namespace cortex::preload {
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+void read_field(const json & j, const char * name, T & out, json::value_t kind) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return;
+    const bool ok = kind == json::value_t::number_float ? it->is_number()
+                    : kind == json::value_t::number_integer ? it->is_number_integer()
+                                                            : it->type() == kind;
+    if (!ok) {
+        throw Error(ErrorCode::kInvalidArgument, std::string("field \"") + name + "\" has the wrong type: " + it->dump(),
+                    "see docs/PROTOCOL.md for the fields of a request");
+    }
+    out = it->get<T>();
+}
+
+const std::pair<ErrorCode, const char *> kCodes[] = {
+    {ErrorCode::kInvalidArgument, "invalid_argument"}, {ErrorCode::kNotFound, "not_found"},
+    {ErrorCode::kInvalidModel, "invalid_model"},       {ErrorCode::kUnsupportedModel, "unsupported_model"},
+    {ErrorCode::kLoadFailed, "load_failed"},           {ErrorCode::kPromptTooLong, "prompt_too_long"},
+    {ErrorCode::kInvalidGrammar, "invalid_grammar"},   {ErrorCode::kInvalidSchema, "invalid_schema"},
+    {ErrorCode::kTemplateFailed, "template_failed"},   {ErrorCode::kDecodeFailed, "decode_failed"},
+    {ErrorCode::kIo, "io"},                            {ErrorCode::kNetwork, "network"},
+    {ErrorCode::kChecksumMismatch, "checksum_mismatch"}, {ErrorCode::kCancelled, "cancelled"},
+    {ErrorCode::kBusy, "busy"},                        {ErrorCode::kInternal, "internal"},
+};
+
+}  // namespace
+
+llm::GenerationConfig config_from_json(const json & r) {
+    llm::GenerationConfig c;
+    read_field(r, "max_tokens", c.max_tokens, json::value_t::number_integer);
+    read_field(r, "temperature", c.temperature, json::value_t::number_float);
+    read_field(r, "top_p", c.top_p, json::value_t::number_float);
+    read_field(r, "top_k", c.top_k, json::value_t::number_integer);
+    read_field(r, "min_p", c.min_p, json::value_t::number_float);
+    read_field(r, "repeat_penalty", c.repeat_penalty, json::value_t::number_float);
+    read_field(r, "repeat_last_n", c.repeat_last_n, json::value_t::number_integer);
+    read_field(r, "grammar", c.grammar, json::value_t::string);
+    read_field(r, "ignore_eos", c.ignore_eos, json::value_t::boolean);
+    read_field(r, "cache_prompt", c.cache_prompt, json::value_t::boolean);
+    if (auto it = r.find("seed"); it != r.end() && !it->is_null()) {
+        if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 0xFFFFFFFFll) {
+            throw Error(ErrorCode::kInvalidArgument, "field \"seed\" must be a whole number from 0 to 4294967295", "omit it for a random seed");
+        }
+        c.seed = static_cast<uint32_t>(it->get<int64_t>());
+    }
+    if (auto it = r.find("stop"); it != r.end() && !it->is_null()) {
+        if (it->is_string()) {
+            c.stop = {it->get<std::string>()};
+        } else if (it->is_array()) {
+            for (const auto & s : *it) {
+                if (!s.is_string()) throw Error(ErrorCode::kInvalidArgument, "field \"stop\" must hold strings", "e.g. \"stop\": [\"\\n\\n\"]");
+                c.stop.push_back(s.get<std::string>());
+            }
+        } else {
+            throw Error(ErrorCode::kInvalidArgument, "field \"stop\" must be a string or an array of strings", "e.g. \"stop\": [\"\\n\\n\"]");
+        }
+    }
+    if (auto it = r.find("json_schema"); it != r.end() && !it->is_null()) {
+        c.json_schema = it->is_string() ? it->get<std::string>() : it->dump();
+    }
+    return c;
+}
+
+void config_to_json(const llm::GenerationConfig & c, json & r) {
+    r["max_tokens"] = c.max_tokens;
+    r["temperature"] = c.temperature;
+    r["top_p"] = c.top_p;
+    r["top_k"] = c.top_k;
+    r["min_p"] = c.min_p;
+    r["repeat_penalty"] = c.repeat_penalty;
+    r["repeat_last_n"] = c.repeat_last_n;
+    r["seed"] = c.seed;
+    if (!c.stop.empty()) r["stop"] = c.stop;
+    if (!c.grammar.empty()) r["grammar"] = c.grammar;
+    if (!c.json_schema.empty()) r["json_schema"] = c.json_schema;
+    if (c.ignore_eos) r["ignore_eos"] = true;
+    if (!c.cache_prompt) r["cache_prompt"] = false;
+}
+
+json result_to_json(const llm::Result & r) {
+    return {{"content", r.content},
+            {"finish_reason", llm::finish_reason_name(r.finish_reason)},
+            {"prompt_tokens", r.prompt_tokens},
+            {"cached_tokens", r.cached_tokens},
+            {"completion_tokens", r.completion_tokens},
+            {"tokens_per_second", r.tokens_per_second},
+            {"prompt_tokens_per_second", r.prompt_tokens_per_second},
+            {"time_to_first_token_ms", r.time_to_first_token_ms},
+            {"total_ms", r.total_ms},
+            {"load_ms", r.load_ms}};
+}
+
+llm::Result result_from_json(const json & j) {
+    llm::Result r;
+    r.content = j.value("content", "");
+    const std::string finish = j.value("finish_reason", "stop");
+    r.finish_reason = finish == "length" ? llm::FinishReason::kLength : finish == "cancelled" ? llm::FinishReason::kCancelled : llm::FinishReason::kStop;
+    r.prompt_tokens = j.value("prompt_tokens", 0);
+    r.cached_tokens = j.value("cached_tokens", 0);
+    r.completion_tokens = j.value("completion_tokens", 0);
+    r.tokens_per_second = j.value("tokens_per_second", 0.0);
+    r.prompt_tokens_per_second = j.value("prompt_tokens_per_second", 0.0);
+    r.time_to_first_token_ms = j.value("time_to_first_token_ms", 0.0);
+    r.total_ms = j.value("total_ms", 0.0);
+    r.load_ms = j.value("load_ms", 0.0);
+    return r;
+}
+
+json error_to_json(const Error & e) {
+    return {{"code", error_code_name(e.code())}, {"message", e.message()}, {"hint", e.hint()}};
+}
+
+Error error_from_json(const json & j) {
+    const std::string name = j.value("code", "internal");
+    ErrorCode code = ErrorCode::kInternal;
+    for (const auto & [c, n] : kCodes) {
+        if (name == n) code = c;
+    }
+    return Error(code, j.value("message", "the preload daemon failed"), j.value("hint", ""));
+}
+
+}  // namespace cortex::preload

@@ -1,0 +1,341 @@
+// Continuous batching: every step decodes one batch holding the next token of each generating
+// slot and as much of the waiting prompts as fits; a new request joins at the next step.
+#include "scheduler.h"
+
+#include <algorithm>
+
+#include "llm/chat_template.h"
+#include "llm/model_loader.h"
+#include "llm/sampler.h"
+#include "llm/text_stream.h"
+
+namespace cortex::preload {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+struct Scheduler::Slot {
+    int id = 0;
+    std::vector<llama_token> kv;  // what this slot's sequence holds in the KV cache
+    std::shared_ptr<Job> job;     // null when free
+    std::unique_ptr<llm::Sampler> sampler;
+    std::unique_ptr<llm::TextStream> stream;
+    size_t prompt_pos = 0;
+    bool has_pending = false;  // a sampled token that the next batch evaluates
+    llama_token pending = 0;
+    int output = -1;           // index of this slot's logits in the current batch
+    bool stopped = false;
+    int n_keep = 0;
+    int completion = 0;
+    std::string piece;
+    Clock::time_point t_prompt, t_prompt_done, t_first, t_last;
+};
+
+Scheduler::Scheduler(const std::string & path, const llm::ModelConfig & config, int n_slots) : path_(path), config_(config) {
+    if (n_slots < 1 || n_slots > 64) {
+        throw Error(ErrorCode::kInvalidArgument, "parallel must be between 1 and 64, got " + std::to_string(n_slots), "e.g. --parallel 4");
+    }
+    const auto t0 = Clock::now();
+    model_ = llm::load_llama_model(path, config);
+    n_ctx_slot_ = config.n_ctx;
+    ctx_ = llm::create_context(model_.get(), config, n_slots, config.n_ctx * n_slots, path);
+    vocab_ = llama_model_get_vocab(model_.get());
+    eog_ = llm::eog_tokens(vocab_);
+    chat_template_ = std::make_unique<llm::ChatTemplate>(model_.get());
+    for (int i = 0; i < n_slots; ++i) {
+        slots_.push_back(std::make_unique<Slot>());
+        slots_.back()->id = i;
+    }
+    load_ms_ = ms_between(t0, Clock::now());
+    thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { drain(std::chrono::milliseconds(0)); }
+
+std::string Scheduler::description() const {
+    char buf[256];
+    llama_model_desc(model_.get(), buf, sizeof buf);
+    return buf;
+}
+
+std::vector<llm::Token> Scheduler::tokenize(const std::string & text, bool add_special, bool parse_special) const {
+    return llm::tokenize_text(vocab_, text, add_special, parse_special);
+}
+
+std::string Scheduler::apply_chat_template(const std::vector<llm::Message> & messages) const {
+    return chat_template_->apply(messages, true);
+}
+
+std::future<llm::Result> Scheduler::submit(const std::shared_ptr<Job> & job) {
+    std::future<llm::Result> f = job->done.get_future();
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!accepting_) {
+            job->done.set_exception(std::make_exception_ptr(
+                Error(ErrorCode::kBusy, "the preload daemon is shutting down", "retry in a moment, or run without the daemon")));
+            return f;
+        }
+        queue_.push_back(job);
+    }
+    cv_.notify_all();
+    return f;
+}
+
+SchedulerStats Scheduler::stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SchedulerStats s;
+    s.slots = static_cast<int>(slots_.size());
+    for (const auto & slot : slots_) s.active += slot->job ? 1 : 0;
+    s.queued = static_cast<int>(queue_.size());
+    s.requests_served = served_;
+    s.tokens_generated = generated_;
+    s.recent_tokens_per_second = recent_tps_;
+    const uint64_t head_dim = llama_model_n_embd(model_.get()) / std::max(1, llama_model_n_head(model_.get()));
+    s.kv_cache_bytes = static_cast<uint64_t>(llama_n_ctx(ctx_.get())) * llama_model_n_layer(model_.get()) * 2 * head_dim *
+                       llama_model_n_head_kv(model_.get()) * 2;  // K and V, f16
+    return s;
+}
+
+void Scheduler::drain(std::chrono::milliseconds grace) {
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!thread_.joinable()) return;
+        accepting_ = false;
+        auto idle = [this] {
+            if (!queue_.empty()) return false;
+            for (const auto & slot : slots_) {
+                if (slot->job) return false;
+            }
+            return true;
+        };
+        cv_.wait_for(lock, grace, idle);
+        for (const auto & job : queue_) job->cancel = true;
+        for (const auto & slot : slots_) {
+            if (slot->job) slot->job->cancel = true;
+        }
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+bool Scheduler::assign(const std::shared_ptr<Job> & job) {
+    Slot * best = nullptr;
+    size_t best_keep = 0;
+    for (const auto & slot : slots_) {
+        if (slot->job) continue;
+        size_t keep = 0;
+        if (job->config.cache_prompt) {
+            while (keep < slot->kv.size() && keep < job->prompt.size() && slot->kv[keep] == job->prompt[keep]) ++keep;
+        }
+        if (!best || keep > best_keep) best = slot.get(), best_keep = keep;
+    }
+    if (!best) return false;
+    Slot & s = *best;
+    try {
+        const int n_prompt = static_cast<int>(job->prompt.size());
+        if (n_prompt == 0) throw Error(ErrorCode::kInvalidArgument, "the prompt is empty", "pass some text to complete");
+        if (n_prompt >= n_ctx_slot_) {
+            throw Error(ErrorCode::kPromptTooLong,
+                        "the prompt has " + std::to_string(n_prompt) + " tokens but a slot holds " + std::to_string(n_ctx_slot_),
+                        "shorten the prompt or start the daemon with a larger n_ctx (LLAMACPP_N_CTX)");
+        }
+        const int n_vocab = llama_vocab_n_tokens(vocab_);
+        for (llama_token t : job->prompt) {
+            if (t < 0 || t >= n_vocab) {
+                throw Error(ErrorCode::kInvalidArgument, "prompt token " + std::to_string(t) + " is not in the vocabulary",
+                            "tokens must come from this model's tokenizer");
+            }
+        }
+        s.sampler = std::make_unique<llm::Sampler>(model_.get(), job->config, eog_);
+    } catch (...) {
+        job->done.set_exception(std::current_exception());
+        return true;
+    }
+    if (best_keep == job->prompt.size()) --best_keep;  // logits need one evaluated token
+    llama_memory_t mem = llama_get_memory(ctx_.get());
+    if (!llama_memory_seq_rm(mem, s.id, static_cast<llama_pos>(best_keep), -1)) {
+        llama_memory_seq_rm(mem, s.id, -1, -1);
+        best_keep = 0;
+    }
+    s.kv.resize(best_keep);
+    s.job = job;
+    s.stream = std::make_unique<llm::TextStream>(job->config.stop, job->on_text);
+    s.prompt_pos = best_keep;
+    s.n_keep = static_cast<int>(best_keep);
+    s.has_pending = false;
+    s.stopped = false;
+    s.completion = 0;
+    s.t_prompt = Clock::now();
+    return true;
+}
+
+void Scheduler::finish(Slot & s, llm::FinishReason reason) {
+    if (!s.stopped) s.stream->finish();
+    const auto t_end = Clock::now();
+    llm::Result r;
+    r.content = s.stream->content();
+    r.finish_reason = s.stream->cancelled() ? llm::FinishReason::kCancelled : reason;
+    r.prompt_tokens = static_cast<int>(s.job->prompt.size());
+    r.cached_tokens = s.n_keep;
+    r.completion_tokens = s.completion;
+    r.load_ms = load_ms_;
+    const double prompt_ms = ms_between(s.t_prompt, s.t_prompt_done);
+    r.prompt_tokens_per_second = prompt_ms > 0 ? (r.prompt_tokens - r.cached_tokens) * 1000.0 / prompt_ms : 0;
+    const double gen_ms = ms_between(s.t_first, s.t_last);
+    r.tokens_per_second = s.completion > 1 && gen_ms > 0 ? (s.completion - 1) * 1000.0 / gen_ms : 0;
+    r.time_to_first_token_ms = s.completion > 0 ? ms_between(s.job->t_start, s.t_first) : 0;
+    r.total_ms = ms_between(s.job->t_start, t_end);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++served_;
+        generated_ += static_cast<uint64_t>(s.completion);
+        if (r.tokens_per_second > 0) recent_tps_ = recent_tps_ == 0 ? r.tokens_per_second : 0.8 * recent_tps_ + 0.2 * r.tokens_per_second;
+    }
+    s.job->done.set_value(std::move(r));
+    s.job.reset();
+    s.sampler.reset();
+    s.stream.reset();
+    cv_.notify_all();
+}
+
+void Scheduler::fail(Slot & s, const std::exception_ptr & error) {
+    // What the failed decode left in this sequence is unknown: forget it.
+    llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.id, -1, -1);
+    s.kv.clear();
+    s.job->done.set_exception(error);
+    s.job.reset();
+    s.sampler.reset();
+    s.stream.reset();
+    cv_.notify_all();
+}
+
+void Scheduler::loop() {
+    const int n_batch = config_.n_batch;
+    llama_batch batch = llama_batch_init(n_batch, 0, 1);
+    struct BatchFree {
+        llama_batch & b;
+        ~BatchFree() { llama_batch_free(b); }
+    } batch_free{batch};
+
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            auto any_active = [this] {
+                for (const auto & slot : slots_) {
+                    if (slot->job) return true;
+                }
+                return false;
+            };
+            cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || any_active(); });
+            if (stopping_) {
+                lock.unlock();
+                for (auto & slot : slots_) {
+                    if (slot->job) finish(*slot, llm::FinishReason::kCancelled);
+                }
+                lock.lock();
+                for (auto & job : queue_) {
+                    job->done.set_exception(std::make_exception_ptr(Error(ErrorCode::kCancelled, "the preload daemon stopped", "retry")));
+                }
+                queue_.clear();
+                return;
+            }
+            while (!queue_.empty()) {
+                std::shared_ptr<Job> job = queue_.front();
+                lock.unlock();
+                const bool placed = assign(job);
+                lock.lock();
+                if (!placed) break;
+                queue_.pop_front();
+            }
+        }
+
+        for (auto & slot : slots_) {
+            if (slot->job && slot->job->cancel) finish(*slot, llm::FinishReason::kCancelled);
+        }
+
+        // One batch: each generating slot's next token, then waiting prompts while room lasts.
+        batch.n_tokens = 0;
+        auto add = [&](Slot & s, llama_token token, bool logits) {
+            const int i = batch.n_tokens++;
+            batch.token[i] = token;
+            batch.pos[i] = static_cast<llama_pos>(s.kv.size());
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = s.id;
+            batch.logits[i] = logits;
+            s.kv.push_back(token);
+            if (logits) s.output = i;
+        };
+        for (auto & slot : slots_) {
+            slot->output = -1;
+            if (slot->job && slot->has_pending && batch.n_tokens < n_batch) {
+                add(*slot, slot->pending, true);
+                slot->has_pending = false;
+            }
+        }
+        bool prompt_finished = false;
+        for (auto & slot : slots_) {
+            Slot & s = *slot;
+            if (!s.job || s.prompt_pos >= s.job->prompt.size()) continue;
+            while (s.prompt_pos < s.job->prompt.size() && batch.n_tokens < n_batch) {
+                const bool last = s.prompt_pos + 1 == s.job->prompt.size();
+                add(s, s.job->prompt[s.prompt_pos++], last);
+                prompt_finished |= last;
+            }
+        }
+        if (batch.n_tokens == 0) continue;
+
+        const int rc = llama_decode(ctx_.get(), batch);
+        if (rc != 0) {
+            auto error = std::make_exception_ptr(Error(ErrorCode::kDecodeFailed, "llama_decode failed with code " + std::to_string(rc),
+                                                       "the KV cache may be full: lower n_ctx or max_tokens, or use fewer slots"));
+            for (auto & slot : slots_) {
+                if (slot->job && (slot->output >= 0 || slot->prompt_pos > 0)) fail(*slot, error);
+            }
+            continue;
+        }
+        if (prompt_finished) llama_synchronize(ctx_.get());  // a GPU decode returns before it is done
+        const auto now = Clock::now();
+
+        for (auto & slot : slots_) {
+            Slot & s = *slot;
+            if (!s.job || s.output < 0) continue;
+            if (s.completion == 0) s.t_prompt_done = now;
+            llama_token token;
+            try {
+                token = s.sampler->sample(ctx_.get(), s.output);
+            } catch (...) {
+                fail(s, std::current_exception());
+                continue;
+            }
+            s.t_last = Clock::now();
+            if (s.completion == 0) s.t_first = s.t_last;
+            const llm::GenerationConfig & cfg = s.job->config;
+            if (!cfg.ignore_eos && llama_vocab_is_eog(vocab_, token)) {
+                finish(s, llm::FinishReason::kStop);
+                continue;
+            }
+            ++s.completion;
+            s.sampler->accept(token);
+            s.stopped = s.stream->push(llm::token_text(vocab_, token, s.piece));
+            if (s.stream->cancelled()) {
+                finish(s, llm::FinishReason::kCancelled);
+            } else if (s.stopped) {
+                finish(s, llm::FinishReason::kStop);
+            } else if (s.completion == cfg.max_tokens || static_cast<int>(s.kv.size()) + 1 > n_ctx_slot_) {
+                finish(s, llm::FinishReason::kLength);
+            } else {
+                s.pending = token;
+                s.has_pending = true;
+            }
+        }
+    }
+}
+
+}  // namespace cortex::preload

@@ -1,0 +1,97 @@
+// The preload daemon's engine: one llama_context with one sequence per slot, decoded together
+// in shared batches (continuous batching), each slot keeping its KV cache as a prompt cache.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cortex/llm.h"
+#include "llama-cpp.h"
+
+namespace cortex::llm {
+class ChatTemplate;
+}
+
+namespace cortex::preload {
+
+// One generation request. `on_text` runs on the scheduler thread and must not block: it gets
+// pieces as Model::complete's callback does; returning false cancels.
+struct Job {
+    std::vector<llm::Token> prompt;
+    llm::GenerationConfig config;
+    llm::TokenCallback on_text;
+    std::atomic<bool> cancel{false};
+    std::promise<llm::Result> done;
+    std::chrono::steady_clock::time_point t_start = std::chrono::steady_clock::now();
+};
+
+struct SchedulerStats {
+    int slots = 0;
+    int active = 0;
+    int queued = 0;
+    uint64_t requests_served = 0;
+    uint64_t tokens_generated = 0;
+    double recent_tokens_per_second = 0;  // aggregate, over the last completed requests
+    uint64_t kv_cache_bytes = 0;
+};
+
+class Scheduler {
+  public:
+    // Loads `path` with `config` (n_ctx per slot) for `n_slots` parallel requests. Throws Error.
+    Scheduler(const std::string & path, const llm::ModelConfig & config, int n_slots);
+    ~Scheduler();
+    Scheduler(const Scheduler &) = delete;
+    Scheduler & operator=(const Scheduler &) = delete;
+
+    // Queues a job; its future gets the Result, or the Error that ended it.
+    std::future<llm::Result> submit(const std::shared_ptr<Job> & job);
+
+    std::vector<llm::Token> tokenize(const std::string & text, bool add_special, bool parse_special) const;
+    std::string apply_chat_template(const std::vector<llm::Message> & messages) const;
+
+    // Stops taking jobs, lets the running ones finish for up to `grace`, then cancels the rest.
+    void drain(std::chrono::milliseconds grace);
+
+    SchedulerStats stats() const;
+    const std::string & path() const { return path_; }
+    const llm::ModelConfig & config() const { return config_; }
+    int n_slots() const { return static_cast<int>(slots_.size()); }
+    std::string description() const;
+    double load_ms() const { return load_ms_; }
+
+  private:
+    struct Slot;
+    void loop();
+    bool assign(const std::shared_ptr<Job> & job);
+    void finish(Slot & slot, llm::FinishReason reason);
+    void fail(Slot & slot, const std::exception_ptr & error);
+
+    std::string path_;
+    llm::ModelConfig config_;
+    llama_model_ptr model_;
+    llama_context_ptr ctx_;
+    const llama_vocab * vocab_ = nullptr;
+    std::unique_ptr<llm::ChatTemplate> chat_template_;
+    std::vector<llama_token> eog_;
+    double load_ms_ = 0;
+    int n_ctx_slot_ = 0;
+
+    std::vector<std::unique_ptr<Slot>> slots_;
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::shared_ptr<Job>> queue_;
+    bool stopping_ = false;
+    bool accepting_ = true;
+    uint64_t served_ = 0, generated_ = 0;
+    double recent_tps_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace cortex::preload

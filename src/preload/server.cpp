@@ -1,0 +1,308 @@
+// The daemon's socket server. A client's trouble (bad JSON, a huge line, garbage, a stall, a
+// disconnect) ends at most that client's connection; generation runs on the scheduler, and what
+// it produces waits in the connection's own queue, so no client can slow another.
+#include "server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+#include "core/file_util.h"
+#include "cortex/config.h"
+#include "protocol.h"
+
+namespace cortex::preload {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+bool send_all(int fd, const std::string & data) {
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        done += static_cast<size_t>(n);
+    }
+    return true;
+}
+
+uint64_t resident_bytes() {
+    std::string statm;
+    if (!read_file("/proc/self/statm", statm)) return 0;
+    unsigned long size = 0, resident = 0;
+    sscanf(statm.c_str(), "%lu %lu", &size, &resident);
+    return static_cast<uint64_t>(resident) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
+}
+
+// Lines the scheduler produced for one client, waiting to be written by its thread.
+struct Outbox {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<std::string> lines;
+    size_t bytes = 0;
+};
+
+constexpr size_t kMaxQueuedBytes = 16u << 20;  // a client this far behind is stuck: cancel
+
+}  // namespace
+
+std::string default_socket_path() { return Settings::load().preload_socket(); }
+
+Server::Server(Scheduler & scheduler, ServerOptions options) : scheduler_(scheduler), options_(std::move(options)) {
+    const std::string & path = options_.socket_path;
+    if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+        throw Error(ErrorCode::kInvalidArgument, "socket path '" + path + "' is too long for a Unix socket",
+                    "set CORTEX_PRELOAD_SOCKET to a shorter path");
+    }
+    const std::string dir = path.substr(0, path.find_last_of('/'));
+    make_dirs(dir, 0700);
+    chmod(dir.c_str(), 0700);
+
+    lock_fd_ = open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0) throw Error(ErrorCode::kIo, "cannot create " + path + ".lock: " + strerror(errno), "check the directory");
+    if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        close(lock_fd_);
+        throw Error(ErrorCode::kBusy, "a preload daemon is already running on " + path, "see: cortex-preload status");
+    }
+    // We hold the lock, so a socket file left there belongs to a daemon that died.
+    unlink(path.c_str());
+
+    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    const mode_t old_mask = umask(0177);  // the socket is born 0600
+    const int rc = bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+    umask(old_mask);
+    if (rc != 0 || listen(listen_fd_, 128) != 0) {
+        throw Error(ErrorCode::kIo, "cannot listen on " + path + ": " + strerror(errno), "check the directory and its permissions");
+    }
+}
+
+Server::~Server() {
+    if (listen_fd_ >= 0) close(listen_fd_);
+    unlink(options_.socket_path.c_str());
+    if (lock_fd_ >= 0) close(lock_fd_);  // releases the lock
+}
+
+void Server::run() {
+    while (!stopping_) {
+        pollfd p{listen_fd_, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        if (clients_ >= options_.max_clients) {
+            send_all(fd, json{{"v", kProtocolVersion}, {"error", {{"code", "busy"}, {"message", "too many clients"}, {"hint", "retry later"}}}}.dump() + "\n");
+            close(fd);
+            continue;
+        }
+        ++clients_;
+        std::lock_guard<std::mutex> lock(threads_mutex_);
+        threads_.emplace_back([this, fd] {
+            serve_client(fd);
+            close(fd);
+            --clients_;
+        });
+    }
+    // In-flight requests finish (bounded), then the clients' threads end.
+    close(listen_fd_);
+    listen_fd_ = -1;
+    unlink(options_.socket_path.c_str());
+    scheduler_.drain(std::chrono::seconds(10));
+    std::vector<std::thread> threads;
+    {
+        std::lock_guard<std::mutex> lock(threads_mutex_);
+        threads.swap(threads_);
+    }
+    for (auto & t : threads) t.join();
+}
+
+void Server::serve_client(int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != getuid()) {
+        send_all(fd, json{{"v", kProtocolVersion},
+                          {"error", {{"code", "invalid_argument"}, {"message", "this daemon serves only its own user"}, {"hint", "start your own: cortex-preload start"}}}}
+                             .dump() + "\n");
+        return;
+    }
+    std::string buffer;
+    char chunk[65536];
+    auto reply = [&](const json & j) { return send_all(fd, j.dump() + "\n"); };
+    auto reply_error = [&](const json & id, const Error & e) {
+        json j = {{"v", kProtocolVersion}, {"error", error_to_json(e)}};
+        if (!id.is_null()) j["id"] = id;
+        return reply(j);
+    };
+
+    while (!stopping_) {
+        size_t nl = buffer.find('\n');
+        if (nl == std::string::npos) {
+            if (buffer.size() > options_.max_line_bytes) {
+                reply_error(nullptr, Error(ErrorCode::kInvalidArgument, "request line longer than " + std::to_string(options_.max_line_bytes) + " bytes",
+                                           "send one JSON object per line"));
+                return;
+            }
+            pollfd p{fd, POLLIN, 0};
+            int ready = poll(&p, 1, 200);
+            if (ready == 0) continue;
+            if (ready < 0 && errno == EINTR) continue;
+            ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+            if (n <= 0) return;  // closed (or half-closed) by the client
+            buffer.append(chunk, static_cast<size_t>(n));
+            continue;
+        }
+        std::string line = buffer.substr(0, nl);
+        buffer.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+
+        json req = json::parse(line, nullptr, false);
+        json id = req.is_object() && req.contains("id") ? req["id"] : json();
+        try {
+            if (!req.is_object()) throw Error(ErrorCode::kInvalidArgument, "a request must be one JSON object per line", "e.g. {\"v\":1,\"op\":\"status\"}");
+            if (req.contains("v") && req["v"] != kProtocolVersion) {
+                throw Error(ErrorCode::kInvalidArgument, "protocol version " + req["v"].dump() + " is not supported (this daemon speaks 1)",
+                            "update the client");
+            }
+            const std::string op = req.value("op", "");
+            json out = {{"v", kProtocolVersion}};
+            if (!id.is_null()) out["id"] = id;
+            if (op == "status") {
+                SchedulerStats s = scheduler_.stats();
+                out["status"] = {{"pid", getpid()},
+                                 {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()},
+                                 {"socket", options_.socket_path},
+                                 {"clients", clients_.load()},
+                                 {"resident_bytes", resident_bytes()},
+                                 {"models",
+                                  {{{"name", options_.model_name},
+                                    {"path", scheduler_.path()},
+                                    {"description", scheduler_.description()},
+                                    {"n_ctx", scheduler_.config().n_ctx},
+                                    {"n_gpu_layers", scheduler_.config().n_gpu_layers},
+                                    {"slots", s.slots},
+                                    {"active", s.active},
+                                    {"queued", s.queued},
+                                    {"kv_cache_bytes", s.kv_cache_bytes},
+                                    {"load_ms", scheduler_.load_ms()},
+                                    {"requests_served", s.requests_served},
+                                    {"tokens_generated", s.tokens_generated},
+                                    {"recent_tokens_per_second", s.recent_tokens_per_second}}}}};
+                if (!reply(out)) return;
+            } else if (op == "tokenize") {
+                if (!req.contains("text") || !req["text"].is_string()) throw Error(ErrorCode::kInvalidArgument, "tokenize needs \"text\"", "e.g. {\"op\":\"tokenize\",\"text\":\"hi\"}");
+                out["tokens"] = scheduler_.tokenize(req["text"], req.value("add_special", true), req.value("parse_special", true));
+                if (!reply(out)) return;
+            } else if (op == "shutdown") {
+                out["ok"] = true;
+                reply(out);
+                stopping_ = true;
+                return;
+            } else if (op == "cancel") {
+                out["ok"] = true;  // nothing runs on this connection between requests
+                if (!reply(out)) return;
+            } else if (op == "complete" || op == "chat") {
+                auto job = std::make_shared<Job>();
+                job->config = config_from_json(req);
+                if (op == "chat") {
+                    if (!req.contains("messages") || !req["messages"].is_array()) {
+                        throw Error(ErrorCode::kInvalidArgument, "chat needs \"messages\": [{\"role\":...,\"content\":...}]", "see docs/PROTOCOL.md");
+                    }
+                    std::vector<llm::Message> messages;
+                    for (const auto & m : req["messages"]) {
+                        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string()) {
+                            throw Error(ErrorCode::kInvalidArgument, "each message needs string \"role\" and \"content\"", "see docs/PROTOCOL.md");
+                        }
+                        messages.push_back({m["role"], m["content"]});
+                    }
+                    job->prompt = scheduler_.tokenize(scheduler_.apply_chat_template(messages), true, true);
+                } else if (req.contains("prompt") && req["prompt"].is_string()) {
+                    job->prompt = scheduler_.tokenize(req["prompt"], true, true);
+                } else if (req.contains("prompt") && req["prompt"].is_array()) {
+                    for (const auto & t : req["prompt"]) {
+                        if (!t.is_number_integer()) throw Error(ErrorCode::kInvalidArgument, "\"prompt\" tokens must be integers", "or send text");
+                        job->prompt.push_back(t.get<int32_t>());
+                    }
+                } else {
+                    throw Error(ErrorCode::kInvalidArgument, "complete needs \"prompt\": text or token ids", "see docs/PROTOCOL.md");
+                }
+                const bool stream = req.value("stream", true);
+                auto outbox = std::make_shared<Outbox>();
+                if (stream) {
+                    json piece = {{"v", kProtocolVersion}};
+                    if (!id.is_null()) piece["id"] = id;
+                    job->on_text = [outbox, piece](std::string_view text) mutable {
+                        piece["token"] = std::string(text);
+                        std::lock_guard<std::mutex> lock(outbox->mutex);
+                        outbox->lines.push_back(piece.dump() + "\n");
+                        outbox->bytes += outbox->lines.back().size();
+                        outbox->cv.notify_one();
+                        return outbox->bytes < kMaxQueuedBytes;  // a stuck client cancels its own request
+                    };
+                }
+                std::future<llm::Result> done = scheduler_.submit(job);
+                // Write what comes; watch the socket for "cancel" or a disconnect meanwhile.
+                bool connected = true;
+                for (;;) {
+                    std::deque<std::string> lines;
+                    {
+                        std::unique_lock<std::mutex> lock(outbox->mutex);
+                        outbox->cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return !outbox->lines.empty(); });
+                        lines.swap(outbox->lines);
+                        outbox->bytes = 0;
+                    }
+                    for (const std::string & l : lines) {
+                        if (connected && !send_all(fd, l)) connected = false;
+                    }
+                    pollfd p{fd, POLLIN, 0};
+                    if (connected && poll(&p, 1, 0) > 0) {
+                        ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+                        if (n <= 0) {
+                            connected = false;
+                        } else {
+                            buffer.append(chunk, static_cast<size_t>(n));
+                            if (buffer.find("\"cancel\"") != std::string::npos) job->cancel = true;
+                        }
+                    }
+                    if (!connected) job->cancel = true;
+                    if (done.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) {
+                        std::lock_guard<std::mutex> lock(outbox->mutex);
+                        if (outbox->lines.empty()) break;
+                    }
+                }
+                if (!connected) {
+                    done.wait();
+                    return;
+                }
+                llm::Result r = done.get();  // throws the job's Error
+                out["done"] = true;
+                out["result"] = result_to_json(r);
+                if (!reply(out)) return;
+                // A "cancel" that arrived with this request's stream is spent.
+                size_t cancel_at = buffer.find("\"cancel\"");
+                if (cancel_at != std::string::npos) buffer.erase(0, buffer.find('\n', cancel_at) == std::string::npos ? buffer.size() : buffer.find('\n', cancel_at) + 1);
+            } else {
+                throw Error(ErrorCode::kInvalidArgument, op.empty() ? "the request has no \"op\"" : "unknown op '" + op + "'",
+                            "ops: status, complete, chat, tokenize, cancel, shutdown");
+            }
+        } catch (const Error & e) {
+            if (!reply_error(id, e)) return;
+        } catch (const std::exception & e) {
+            if (!reply_error(id, Error(ErrorCode::kInternal, std::string("the daemon failed on this request: ") + e.what(), "please report this bug"))) return;
+        }
+    }
+}
+
+}  // namespace cortex::preload

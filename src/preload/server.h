@@ -1,0 +1,54 @@
+// The preload daemon's socket side: a Unix socket (0600, in a 0700 directory) that only this
+// user may use, one thread per client, newline-delimited JSON (docs/PROTOCOL.md).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "scheduler.h"
+
+namespace cortex::preload {
+
+struct ServerOptions {
+    std::string socket_path;
+    size_t max_line_bytes = 4u << 20;  // a longer request line is refused
+    int max_clients = 128;             // more connections at once are refused
+    std::string model_name;            // what the model was asked for by (status)
+};
+
+class Server {
+  public:
+    // Takes the socket: creates its directory, refuses when another daemon holds the lock,
+    // replaces a stale socket of a dead one. Throws Error (kBusy, kIo).
+    Server(Scheduler & scheduler, ServerOptions options);
+    ~Server();
+    Server(const Server &) = delete;
+    Server & operator=(const Server &) = delete;
+
+    // Serves until stop() or a "shutdown" request; then drains the scheduler.
+    void run();
+    void stop() { stopping_ = true; }
+
+  private:
+    void serve_client(int fd);
+
+    Scheduler & scheduler_;
+    ServerOptions options_;
+    int listen_fd_ = -1;
+    int lock_fd_ = -1;
+    std::atomic<bool> stopping_{false};
+    std::atomic<int> clients_{0};
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::mutex threads_mutex_;
+    std::vector<std::thread> threads_;
+};
+
+// $XDG_RUNTIME_DIR/cortex/preload.sock or $CORTEX_HOME/run/preload.sock, unless the settings
+// (CORTEX_PRELOAD_SOCKET) say otherwise.
+std::string default_socket_path();
+
+}  // namespace cortex::preload

@@ -1,0 +1,349 @@
+// The preload daemon as real processes: lifecycle, identical greedy output for 8 concurrent
+// clients, prompt cache, kill -9, other users, and the bad-input list.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cortex/llm.h"
+#include "cortex/preload.h"
+#include "test_support.h"
+
+extern char ** environ;
+
+using namespace cortex;
+using cortex::test::TempDir;
+using nlohmann::json;
+
+namespace {
+
+llm::GenerationConfig greedy(int n) {
+    llm::GenerationConfig g;
+    g.temperature = 0;
+    g.max_tokens = n;
+    return g;
+}
+
+// A daemon in its own CORTEX_HOME, serving tiny-qwen2 as "tiny".
+class Daemon {
+  public:
+    explicit Daemon(int parallel = 4) {
+        std::filesystem::create_directories(home_.file("models"));
+        std::filesystem::copy_file(cortex::test::model_path("tiny-qwen2"), home_.file("models/tiny.gguf"));
+        socket_ = home_.file("run/preload.sock");
+        setenv("CORTEX_HOME", home_.path().c_str(), 1);
+        unsetenv("CORTEX_PRELOAD_SOCKET");
+        unsetenv("XDG_RUNTIME_DIR");
+        setenv("LLAMACPP_N_CTX", "1024", 1);
+        setenv("LLAMACPP_N_THREADS", "1", 1);
+        start(parallel);
+    }
+    ~Daemon() {
+        if (pid_ > 0) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        unsetenv("CORTEX_HOME");
+        unsetenv("LLAMACPP_N_CTX");
+        unsetenv("LLAMACPP_N_THREADS");
+    }
+    void start(int parallel) {
+        std::vector<std::string> args = {CORTEX_PRELOAD_BIN, "run", "--model", "tiny", "--parallel", std::to_string(parallel)};
+        std::vector<char *> argv;
+        for (auto & a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 2, home_.file("daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        for (int i = 0; i < 500; ++i) {
+            if (preload::Client::connect(socket_)) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        ADD_FAILURE() << "daemon did not start: " << cortex::test::read_file(home_.file("daemon.log"));
+    }
+    void kill9() {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+    int wait_exit() {
+        int st = 0;
+        waitpid(pid_, &st, 0);
+        pid_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    }
+    std::unique_ptr<preload::Client> client() { return preload::Client::connect(socket_); }
+    const std::string & socket() const { return socket_; }
+    const TempDir & home() const { return home_; }
+    pid_t pid() const { return pid_; }
+
+  private:
+    TempDir home_;
+    std::string socket_;
+    pid_t pid_ = -1;
+};
+
+int raw_connect(const std::string & path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
+        close(fd);
+        return -1;
+    }
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+std::string read_line(int fd) {
+    std::string line;
+    char c;
+    while (recv(fd, &c, 1, 0) == 1 && c != '\n') line += c;
+    return line;
+}
+
+std::string send_and_read(const std::string & socket, const std::string & bytes) {
+    int fd = raw_connect(socket);
+    if (fd < 0) return "";
+    send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    std::string line = read_line(fd);
+    close(fd);
+    return line;
+}
+
+}  // namespace
+
+TEST(Preload, ServesStatusAndGenerates) {
+    Daemon d;
+    auto c = d.client();
+    ASSERT_NE(c, nullptr);
+    preload::DaemonStatus s = c->status();
+    EXPECT_EQ(s.pid, d.pid());
+    EXPECT_EQ(s.model_name, "tiny");
+    EXPECT_EQ(s.slots, 4);
+    EXPECT_EQ(s.n_ctx, 1024);
+    struct stat st {};
+    ASSERT_EQ(stat(d.socket().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    ASSERT_EQ(stat(d.home().file("run").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    std::string streamed;
+    llm::Result r = c->complete("Hello", greedy(10), [&](std::string_view p) {
+        streamed += p;
+        return true;
+    });
+    EXPECT_GT(r.completion_tokens, 0);
+    EXPECT_LE(r.completion_tokens, 10);
+    EXPECT_EQ(streamed, r.content);
+    EXPECT_GT(r.prompt_tokens, 0);
+    EXPECT_EQ(c->tokenize("Hello").size(), 1u);
+}
+
+TEST(Preload, EightConcurrentClientsGetTheInProcessGreedyOutput) {
+    Daemon d(4);
+    llm::ModelConfig mc;
+    mc.n_ctx = 1024;
+    mc.n_threads = 1;
+    auto local = llm::Model::load(d.home().file("models/tiny.gguf"), mc);
+    std::vector<std::string> prompts;
+    for (int i = 0; i < 8; ++i) prompts.push_back("request " + std::to_string(i) + ": install package number " + std::to_string(i * 7));
+    std::vector<std::string> expected;
+    for (auto & p : prompts) expected.push_back(local->complete(p, greedy(24)).content);
+    std::vector<llm::Result> got(prompts.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        threads.emplace_back([&, i] {
+            auto c = d.client();
+            got[i] = c->complete(prompts[i], greedy(24));
+        });
+    }
+    for (auto & t : threads) t.join();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_EQ(got[i].content, expected[i]) << "prompt " << i;
+        EXPECT_EQ(got[i].completion_tokens, 24) << i;
+    }
+}
+
+TEST(Preload, PromptCacheReusesTheLongestPrefix) {
+    Daemon d(2);
+    auto c = d.client();
+    std::vector<llm::Message> msgs = {{"system", "You are Cortex, a careful package assistant. Plan apt actions only."}, {"user", "install nginx"}};
+    llm::Result first = c->chat(msgs, greedy(4));
+    EXPECT_EQ(first.cached_tokens, 0);
+    msgs[1].content = "install docker";
+    llm::Result second = c->chat(msgs, greedy(4));
+    EXPECT_GT(second.cached_tokens, 15) << "the system prompt is not evaluated again";
+    EXPECT_LT(second.cached_tokens, second.prompt_tokens);
+}
+
+TEST(Preload, StopStatusAndStartTwiceThroughTheCli) {
+    TempDir home;
+    std::filesystem::create_directories(home.file("models"));
+    std::filesystem::copy_file(cortex::test::model_path("tiny-qwen2"), home.file("models/tiny.gguf"));
+    const std::string env = "CORTEX_HOME=" + home.path() + " LLAMACPP_N_CTX=512 ";
+    const std::string bin = std::string(" ") + CORTEX_PRELOAD_BIN;
+    EXPECT_EQ(WEXITSTATUS(system((env + bin + " status > /dev/null").c_str())), 3);
+    ASSERT_EQ(WEXITSTATUS(system((env + bin + " start --model tiny --parallel 2 > " + home.file("out")).c_str())), 0);
+    EXPECT_NE(cortex::test::read_file(home.file("out")).find("serving tiny"), std::string::npos);
+    ASSERT_EQ(WEXITSTATUS(system((env + bin + " start --model tiny > " + home.file("out")).c_str())), 0);
+    EXPECT_NE(cortex::test::read_file(home.file("out")).find("already running"), std::string::npos);
+    ASSERT_EQ(WEXITSTATUS(system((env + bin + " status --json > " + home.file("out")).c_str())), 0);
+    json s = json::parse(cortex::test::read_file(home.file("out")));
+    EXPECT_EQ(s["running"], true);
+    EXPECT_EQ(s["models"][0]["slots"], 2);
+    EXPECT_LT(s["resident_bytes"].get<double>(), 2e9);
+    ASSERT_EQ(WEXITSTATUS(system((env + bin + " stop > /dev/null").c_str())), 0);
+    EXPECT_EQ(WEXITSTATUS(system((env + bin + " status > /dev/null").c_str())), 3);
+    EXPECT_FALSE(std::filesystem::exists(home.file("run/preload.sock")));
+    // A model that does not load: start fails with the daemon's error.
+    cortex::test::write_file(home.file("models/broken.gguf"), "GGUF garbage");
+    EXPECT_NE(WEXITSTATUS(system((env + bin + " start --model broken 2> " + home.file("err")).c_str())), 0);
+    EXPECT_NE(cortex::test::read_file(home.file("err")).find("corrupt or truncated"), std::string::npos);
+}
+
+TEST(Preload, KillNineMidStreamGivesTheClientAnErrorAndAStaleSocketIsReplaced) {
+    Daemon d(2);
+    auto c = d.client();
+    llm::GenerationConfig g = greedy(100000);
+    g.ignore_eos = true;
+    int pieces = 0;
+    try {
+        c->complete("tell me everything", g, [&](std::string_view) {
+            if (++pieces == 5) kill(d.pid(), SIGKILL);
+            return true;
+        });
+        FAIL() << "no error";
+    } catch (const Error & e) {
+        EXPECT_EQ(e.code(), ErrorCode::kIo);
+        EXPECT_NE(e.message().find("lost"), std::string::npos);
+    }
+    d.kill9();
+    EXPECT_TRUE(std::filesystem::exists(d.socket())) << "a crashed daemon leaves its socket";
+    d.start(2);
+    ASSERT_NE(d.client(), nullptr);
+    EXPECT_EQ(d.client()->status().pid, d.pid());
+}
+
+TEST(Preload, ASecondDaemonOnTheSameSocketIsRefused) {
+    Daemon d(1);
+    std::string cmd = std::string(CORTEX_PRELOAD_BIN) + " run --model tiny 2>&1";
+    FILE * p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    EXPECT_NE(pclose(p), 0);
+    EXPECT_NE(out.find("already running"), std::string::npos) << out;
+    EXPECT_NE(d.client(), nullptr) << "the first one still serves";
+}
+
+TEST(Preload, OtherUsersAreRefused) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+    Daemon d(1);
+    chmod(d.home().file("run").c_str(), 0777);  // let the other user reach the socket at all
+    chmod(d.socket().c_str(), 0777);
+    chmod(d.home().path().c_str(), 0777);
+    passwd * nobody = getpwnam("nobody");
+    ASSERT_NE(nobody, nullptr);
+    int pipefd[2];
+    ASSERT_EQ(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        if (setgid(nobody->pw_gid) != 0 || setuid(nobody->pw_uid) != 0) _exit(2);
+        std::string line = send_and_read(d.socket(), "{\"v\":1,\"op\":\"status\"}\n");
+        write(pipefd[1], line.data(), line.size());
+        _exit(0);
+    }
+    close(pipefd[1]);
+    std::string line;
+    char buf[512];
+    for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) line.append(buf, static_cast<size_t>(n));
+    close(pipefd[0]);
+    waitpid(pid, nullptr, 0);
+    EXPECT_NE(line.find("serves only its own user"), std::string::npos) << line;
+    EXPECT_EQ(line.find("\"status\":{"), std::string::npos);
+}
+
+TEST(Preload, BadInputNeverTakesTheDaemonDown) {
+    Daemon d(2);
+    auto error_code = [](const std::string & line) {
+        json j = json::parse(line, nullptr, false);
+        return j.is_object() && j.contains("error") ? j["error"].value("code", "") : std::string("no error: ") + line;
+    };
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{not json\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "[1,2,3]\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"v\":1,\"op\":\"dance\"}\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"v\":2,\"op\":\"status\"}\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"op\":\"complete\"}\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"op\":\"complete\",\"prompt\":\"x\",\"max_tokens\":\"ten\"}\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"op\":\"complete\",\"prompt\":\"x\",\"temperature\":-3}\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"op\":\"complete\",\"prompt\":[1,-4]}\n")), "invalid_argument");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"op\":\"complete\",\"prompt\":\"x\",\"grammar\":\"root ::= (\"}\n")), "invalid_grammar");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), "{\"op\":\"chat\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}\n")), "invalid_argument");
+    std::string long_prompt;
+    for (int i = 0; i < 2000; ++i) long_prompt += "apt ";
+    EXPECT_EQ(error_code(send_and_read(d.socket(), json{{"op", "complete"}, {"prompt", long_prompt}}.dump() + "\n")), "prompt_too_long");
+    EXPECT_EQ(error_code(send_and_read(d.socket(), std::string(5 << 20, 'a'))), "invalid_argument") << "an oversized line";
+    std::string garbage(4096, '\0');
+    for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>((i * 131 + 7) & 0xff);
+    send_and_read(d.socket(), garbage + "\n");
+    // Half-closed and silent connections, and a flood of them.
+    std::vector<int> fds;
+    for (int i = 0; i < 200; ++i) {
+        int fd = raw_connect(d.socket());
+        if (fd >= 0) fds.push_back(fd);
+        if (i % 2 == 0 && fd >= 0) shutdown(fd, SHUT_WR);
+    }
+    auto c = d.client();
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->status().pid, d.pid());
+    EXPECT_GT(c->complete("still here?", greedy(3)).completion_tokens, 0);
+    for (int fd : fds) close(fd);
+}
+
+TEST(Preload, ADisconnectedClientFreesItsSlot) {
+    Daemon d(1);
+    int fd = raw_connect(d.socket());
+    std::string req = json{{"op", "complete"}, {"prompt", "go on forever"}, {"max_tokens", 100000}, {"ignore_eos", true}, {"temperature", 0}}.dump() + "\n";
+    send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    read_line(fd);  // the first token: it runs
+    close(fd);
+    // With one slot, this only runs once the abandoned request was cancelled.
+    auto c = d.client();
+    llm::Result r = c->complete("next", greedy(3));
+    EXPECT_EQ(r.completion_tokens, 3);
+}
+
+TEST(Preload, QuickCompleteUsesTheDaemonWhenItServesTheModel) {
+    Daemon d(2);
+    setenv("LLAMACPP_MODEL", "tiny", 1);
+    setenv("CORTEX_PRELOAD", "required", 1);
+    llm::Result via_daemon = llm::quick_complete("Explain how to install nginx", greedy(8));
+    const uint64_t served = json::parse(d.client()->status().json)["models"][0]["requests_served"];
+    EXPECT_EQ(served, 1u);
+    setenv("CORTEX_PRELOAD", "off", 1);
+    llm::Result local = llm::quick_complete("Explain how to install nginx", greedy(8));
+    EXPECT_EQ(via_daemon.content, local.content);
+    d.kill9();
+    setenv("CORTEX_PRELOAD", "required", 1);
+    EXPECT_THROW(llm::quick_complete("hi", greedy(2)), Error);
+    setenv("CORTEX_PRELOAD", "auto", 1);
+    EXPECT_EQ(llm::quick_complete("Explain how to install nginx", greedy(8)).content, local.content);
+    unsetenv("CORTEX_PRELOAD");
+    unsetenv("LLAMACPP_MODEL");
+}
