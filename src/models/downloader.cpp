@@ -123,13 +123,14 @@ class BackgroundHasher {
         publish(total);
         std::unique_lock<std::mutex> lock(mutex_);
         cv_.wait(lock, [&] { return (hashed_ >= total && !restart_) || failed_; });
-        if (failed_) throw Error(ErrorCode::kIo, "cannot read back the downloaded file to hash it", "check the disk");
+        if (failed_) throw Error(ErrorCode::kIo, "cannot read back the downloaded file to hash it: " + fail_detail_, "check the disk");
         return hex_digest(sha_.get());
     }
 
   private:
     void run() {
         std::vector<char> buf(4 << 20);
+        int eof_retries = 0;
         std::unique_lock<std::mutex> lock(mutex_);
         while (true) {
             cv_.wait(lock, [this] { return stop_ || restart_ || available_ > hashed_; });
@@ -146,8 +147,17 @@ class BackgroundHasher {
             ssize_t got = pread(fd_, buf.data(), n, static_cast<off_t>(from));
             if (got > 0) EVP_DigestUpdate(sha_.get(), buf.data(), static_cast<size_t>(got));
             lock.lock();
-            if (got <= 0) {
+            if (got == 0 && !restart_ && ++eof_retries < 50) {
+                // Published but not readable yet (a truncate and rewrite racing this read):
+                // wait for the writer rather than fail.
+                cv_.wait_for(lock, std::chrono::milliseconds(100));
+                continue;
+            }
+            if (got > 0) eof_retries = 0;
+            if (got <= 0 && !restart_) {
                 failed_ = true;
+                fail_detail_ = got == 0 ? "end of file at " + std::to_string(from) + " of " + std::to_string(available_)
+                                        : std::string(strerror(errno));
                 cv_.notify_all();
                 return;
             }
@@ -163,6 +173,7 @@ class BackgroundHasher {
     std::condition_variable cv_;
     uint64_t available_ = 0, hashed_ = 0;
     bool stop_ = false, restart_ = false, failed_ = false;
+    std::string fail_detail_;
 };
 
 struct CurlDeleter {
