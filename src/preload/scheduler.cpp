@@ -79,6 +79,7 @@ std::future<llm::Result> Scheduler::submit(const std::shared_ptr<Job> & job) {
         if (!accepting_) {
             job->done.set_exception(std::make_exception_ptr(
                 Error(ErrorCode::kBusy, "the preload daemon is shutting down", "retry in a moment, or run without the daemon")));
+            if (job->on_done) job->on_done();
             return f;
         }
         queue_.push_back(job);
@@ -156,6 +157,7 @@ bool Scheduler::assign(const std::shared_ptr<Job> & job) {
         s.sampler = std::make_unique<llm::Sampler>(model_.get(), job->config, eog_);
     } catch (...) {
         job->done.set_exception(std::current_exception());
+        if (job->on_done) job->on_done();
         return true;
     }
     if (best_keep == job->prompt.size()) --best_keep;  // logits need one evaluated token
@@ -199,6 +201,7 @@ void Scheduler::finish(Slot & s, llm::FinishReason reason) {
         if (r.tokens_per_second > 0) recent_tps_ = recent_tps_ == 0 ? r.tokens_per_second : 0.8 * recent_tps_ + 0.2 * r.tokens_per_second;
     }
     s.job->done.set_value(std::move(r));
+    if (s.job->on_done) s.job->on_done();
     s.job.reset();
     s.sampler.reset();
     s.stream.reset();
@@ -210,6 +213,7 @@ void Scheduler::fail(Slot & s, const std::exception_ptr & error) {
     llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.id, -1, -1);
     s.kv.clear();
     s.job->done.set_exception(error);
+    if (s.job->on_done) s.job->on_done();
     s.job.reset();
     s.sampler.reset();
     s.stream.reset();
@@ -242,6 +246,7 @@ void Scheduler::loop() {
                 lock.lock();
                 for (auto & job : queue_) {
                     job->done.set_exception(std::make_exception_ptr(Error(ErrorCode::kCancelled, "the preload daemon stopped", "retry")));
+                    if (job->on_done) job->on_done();
                 }
                 queue_.clear();
                 return;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,8 @@ struct Job {
     llm::TokenCallback on_text;
     std::atomic<bool> cancel{false};
     std::promise<llm::Result> done;
+    // Runs on the scheduler thread right after `done` is set (e.g. to wake the connection).
+    std::function<void()> on_done;
     std::chrono::steady_clock::time_point t_start = std::chrono::steady_clock::now();
 };
 

@@ -51,6 +51,7 @@ struct Outbox {
     std::condition_variable cv;
     std::deque<std::string> lines;
     size_t bytes = 0;
+    bool finished = false;
 };
 
 constexpr size_t kMaxQueuedBytes = 16u << 20;  // a client this far behind is stuck: cancel
@@ -252,6 +253,11 @@ void Server::serve_client(int fd) {
                         return outbox->bytes < kMaxQueuedBytes;  // a stuck client cancels its own request
                     };
                 }
+                job->on_done = [outbox] {
+                    std::lock_guard<std::mutex> lock(outbox->mutex);
+                    outbox->finished = true;
+                    outbox->cv.notify_one();
+                };
                 std::future<llm::Result> done = scheduler_.submit(job);
                 // Write what comes; watch the socket for "cancel" or a disconnect meanwhile.
                 bool connected = true;
@@ -259,7 +265,9 @@ void Server::serve_client(int fd) {
                     std::deque<std::string> lines;
                     {
                         std::unique_lock<std::mutex> lock(outbox->mutex);
-                        outbox->cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return !outbox->lines.empty(); });
+                        // Woken by output or by the end of the job; the timeout only paces the
+                        // check for a "cancel" or a disconnect.
+                        outbox->cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return !outbox->lines.empty() || outbox->finished; });
                         lines.swap(outbox->lines);
                         outbox->bytes = 0;
                     }

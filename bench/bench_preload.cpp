@@ -1,0 +1,206 @@
+// cortex-bench-preload: what the preload daemon buys, each figure against its baseline in the
+// same run: request overhead vs an in-process call, one-shot start-up vs loading in-process,
+// time to first token with a cached system prompt vs uncached, and aggregate generation with 4
+// clients vs llama-batched-bench at 4 sequences.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cortex/llm.h"
+#include "cortex/preload.h"
+
+extern char ** environ;
+
+using namespace cortex;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+double percentile(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
+}
+
+pid_t spawn(const std::vector<std::string> & args, const std::string & out = "/dev/null") {
+    std::vector<char *> argv;
+    for (auto & a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+int wait_for(pid_t pid) {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+llm::GenerationConfig greedy(int n) {
+    llm::GenerationConfig g;
+    g.temperature = 0;
+    g.max_tokens = n;
+    return g;
+}
+
+// The one-shot modes this binary re-runs itself in, as a user's command would.
+int oneshot(const std::string & mode, const std::string & target) {
+    if (mode == "--oneshot-daemon") {
+        auto c = preload::Client::connect(target);
+        if (!c) return 2;
+        return c->complete("Hi", greedy(1)).completion_tokens == 1 ? 0 : 1;
+    }
+    llm::ModelConfig mc;
+    mc.n_ctx = 2048;
+    return llm::Model::load(target, mc)->complete("Hi", greedy(1)).completion_tokens == 1 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    if (argc >= 3 && std::string(argv[1]).rfind("--oneshot", 0) == 0) return oneshot(argv[1], argv[2]);
+    if (argc < 4) {
+        fprintf(stderr, "usage: cortex-bench-preload MODEL CORTEX_PRELOAD_BIN LLAMA_BATCHED_BENCH [THREADS] [N_GPU_LAYERS]\n");
+        return 2;
+    }
+    const std::string model = std::filesystem::absolute(argv[1]), daemon_bin = argv[2], batched_bench = argv[3];
+    const int threads = argc > 4 ? std::atoi(argv[4]) : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    const int ngl = argc > 5 ? std::atoi(argv[5]) : -1;
+    char tmpl[] = "/tmp/cortex-bench-preload-XXXXXX";
+    const std::string home = mkdtemp(tmpl);
+    const std::string socket = home + "/preload.sock";
+    setenv("CORTEX_HOME", home.c_str(), 1);
+    setenv("LLAMACPP_N_CTX", "2048", 1);
+    setenv("LLAMACPP_N_THREADS", std::to_string(threads).c_str(), 1);
+    setenv("LLAMACPP_N_GPU_LAYERS", std::to_string(ngl).c_str(), 1);
+
+    const auto t_start = Clock::now();
+    pid_t daemon = spawn({daemon_bin, "run", "--model", model, "--parallel", "4", "--socket", socket});
+    std::unique_ptr<preload::Client> client;
+    while (!(client = preload::Client::connect(socket))) {
+        if (ms_since(t_start) > 120000) {
+            fprintf(stderr, "error: the daemon did not start\n");
+            return 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const double daemon_ready_ms = ms_since(t_start);
+
+    llm::ModelConfig mc;
+    mc.n_ctx = 2048;
+    mc.n_threads = threads;
+    mc.n_gpu_layers = ngl;
+    auto local = llm::Model::load(model, mc);
+
+    // 1. Overhead of a 1-token completion of a cached 1-token prompt.
+    std::vector<double> in_process, via_daemon;
+    for (int i = 0; i < 5; ++i) local->complete("Hi", greedy(1)), client->complete("Hi", greedy(1));
+    for (int i = 0; i < 200; ++i) {
+        auto t0 = Clock::now();
+        local->complete("Hi", greedy(1));
+        in_process.push_back(ms_since(t0));
+        t0 = Clock::now();
+        client->complete("Hi", greedy(1));
+        via_daemon.push_back(ms_since(t0));
+    }
+    const double p50_local = percentile(in_process, 0.5), p99_local = percentile(in_process, 0.99);
+    const double p50_daemon = percentile(via_daemon, 0.5), p99_daemon = percentile(via_daemon, 0.99);
+
+    // 2. A one-shot command: through the warm daemon vs loading the model itself.
+    std::vector<double> shot_daemon, shot_local;
+    for (int i = 0; i < 5; ++i) {
+        auto t0 = Clock::now();
+        if (wait_for(spawn({"/proc/self/exe", "--oneshot-daemon", socket})) != 0) fprintf(stderr, "warning: one-shot via daemon failed\n");
+        shot_daemon.push_back(ms_since(t0));
+        t0 = Clock::now();
+        if (wait_for(spawn({"/proc/self/exe", "--oneshot-local", model})) != 0) fprintf(stderr, "warning: one-shot in-process failed\n");
+        shot_local.push_back(ms_since(t0));
+    }
+
+    // 3. Time to first token with a 1,000-token system prompt: first (uncached) vs later requests.
+    std::string system;
+    while (local->tokenize(system).size() < 1000) system += "Cortex plans apt actions carefully and explains each step. ";
+    std::vector<double> ttft_cold, ttft_warm;
+    for (int i = 0; i < 3; ++i) {
+        // A new first line makes the whole prompt new to every slot's cache.
+        const std::string tag = "Session " + std::to_string(i) + "-" + std::to_string(rand()) + ".\n";
+        llm::Result cold = client->chat({{"system", tag + system}, {"user", "install nginx"}}, greedy(1));
+        llm::Result warm = client->chat({{"system", tag + system}, {"user", "install docker"}}, greedy(1));
+        ttft_cold.push_back(cold.time_to_first_token_ms);
+        ttft_warm.push_back(warm.time_to_first_token_ms);
+    }
+
+    // 4. Aggregate generation of 4 concurrent clients vs llama-batched-bench at 4 sequences.
+    const int n_gen = 128;
+    std::vector<std::unique_ptr<preload::Client>> clients;
+    for (int i = 0; i < 4; ++i) clients.push_back(preload::Client::connect(socket));
+    std::vector<llm::Result> results(4);
+    std::vector<std::thread> workers;
+    llm::GenerationConfig gen = greedy(n_gen);
+    gen.ignore_eos = true;
+    auto t_gen = Clock::now();
+    for (int i = 0; i < 4; ++i) {
+        workers.emplace_back([&, i] { results[i] = clients[i]->complete("Story " + std::to_string(i) + ":", gen); });
+    }
+    for (auto & w : workers) w.join();
+    const double gen_s = ms_since(t_gen) / 1000.0;
+    double ours_tg = 0;
+    for (auto & r : results) ours_tg += r.completion_tokens;
+    ours_tg /= gen_s;
+    const std::string bb_out = home + "/batched.jsonl";
+    wait_for(spawn({batched_bench, "-m", model, "-c", "8192", "-b", "2048", "-ub", "512", "-npp", "4", "-ntg", std::to_string(n_gen), "-npl", "1,4",
+                    "-t", std::to_string(threads), "-ngl", std::to_string(ngl), "--output-format", "jsonl"},
+                   bb_out));
+    double bb_tg4 = 0, bb_tg1 = 0;
+    {
+        FILE * f = fopen(bb_out.c_str(), "r");
+        char line[4096];
+        while (f && fgets(line, sizeof line, f)) {
+            auto j = nlohmann::json::parse(line, nullptr, false);
+            if (!j.is_object() || !j.contains("pl")) continue;
+            if (j["pl"] == 4) bb_tg4 = j.value("speed_tg", 0.0);
+            if (j["pl"] == 1) bb_tg1 = j.value("speed_tg", 0.0);
+        }
+        if (f) fclose(f);
+    }
+
+    nlohmann::json status = nlohmann::json::parse(client->status().json);
+    const double rss_mb = status.value("resident_bytes", 0.0) / 1e6;
+    client->shutdown();
+    wait_for(daemon);
+    std::filesystem::remove_all(home);
+
+    printf("model: %s, %d threads, gpu layers %d\n", model.c_str(), threads, ngl);
+    printf("daemon ready after %.0f ms (spawn to first answer)\n", daemon_ready_ms);
+    printf("1-token completion, cached prompt: in-process p50 %.2f ms p99 %.2f ms | daemon p50 %.2f ms p99 %.2f ms | added p50 %.2f ms p99 %.2f ms\n",
+           p50_local, p99_local, p50_daemon, p99_daemon, p50_daemon - p50_local, p99_daemon - p99_local);
+    printf("one-shot command: via daemon %.1f ms | loading in-process %.1f ms | %.1fx faster\n", percentile(shot_daemon, 0.5),
+           percentile(shot_local, 0.5), percentile(shot_local, 0.5) / percentile(shot_daemon, 0.5));
+    printf("time to first token, 1,000-token system prompt: uncached %.1f ms | cached %.1f ms | %.1fx faster\n", percentile(ttft_cold, 0.5),
+           percentile(ttft_warm, 0.5), percentile(ttft_cold, 0.5) / percentile(ttft_warm, 0.5));
+    printf("4 concurrent clients: %.1f tokens/s aggregate | llama-batched-bench 4 seqs %.1f t/s (1 seq %.1f) | ratio %.3f\n", ours_tg, bb_tg4,
+           bb_tg1, bb_tg4 > 0 ? ours_tg / bb_tg4 : 0.0);
+    const double model_mb = std::filesystem::file_size(model) / 1e6;
+    const double kv_mb = status["models"][0].value("kv_cache_bytes", 0.0) / 1e6;
+    printf("daemon resident memory: %.1f MB = model %.1f MB + KV cache %.1f MB + %.1f MB beyond\n", rss_mb, model_mb, kv_mb,
+           rss_mb - model_mb - kv_mb);
+    return 0;
+}
