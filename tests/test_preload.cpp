@@ -154,6 +154,26 @@ TEST(Preload, ServesStatusAndGenerates) {
     EXPECT_EQ(c->tokenize("Hello").size(), 1u);
 }
 
+TEST(Preload, TellsSystemdWhenReady) {
+    TempDir dir;
+    const std::string path = dir.file("notify.sock");
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+    setenv("NOTIFY_SOCKET", path.c_str(), 1);
+    Daemon d(1);
+    unsetenv("NOTIFY_SOCKET");
+    char buf[256] = {};
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf).rfind("READY=1", 0), 0u) << buf;
+}
+
 TEST(Preload, EightConcurrentClientsGetTheInProcessGreedyOutput) {
     Daemon d(4);
     llm::ModelConfig mc;

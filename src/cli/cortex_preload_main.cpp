@@ -64,7 +64,12 @@ int cmd_run(const Options & o) {
     llm::ModelManager manager(settings.models_dir());
     const std::string path = manager.resolve(name);
     preload::Scheduler scheduler(path, settings.model_config(), o.parallel);
-    preload::Server server(scheduler, {socket, 4u << 20, 128, name});
+    // Socket activation: systemd passes the listening socket as fd 3.
+    int inherited = -1;
+    const char * listen_pid = std::getenv("LISTEN_PID");
+    const char * listen_fds = std::getenv("LISTEN_FDS");
+    if (listen_pid && listen_fds && std::atoi(listen_pid) == getpid() && std::atoi(listen_fds) >= 1) inherited = 3;
+    preload::Server server(scheduler, {socket, 4u << 20, 128, name, inherited});
     g_server = &server;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

@@ -76,6 +76,10 @@ Server::Server(Scheduler & scheduler, ServerOptions options) : scheduler_(schedu
         close(lock_fd_);
         throw Error(ErrorCode::kBusy, "a preload daemon is already running on " + path, "see: cortex-preload status");
     }
+    if (options_.inherited_fd >= 0) {
+        listen_fd_ = options_.inherited_fd;  // systemd made and owns the socket file
+        return;
+    }
     // We hold the lock, so a socket file left there belongs to a daemon that died.
     unlink(path.c_str());
 
@@ -93,7 +97,7 @@ Server::Server(Scheduler & scheduler, ServerOptions options) : scheduler_(schedu
 
 Server::~Server() {
     if (listen_fd_ >= 0) close(listen_fd_);
-    unlink(options_.socket_path.c_str());
+    if (options_.inherited_fd < 0) unlink(options_.socket_path.c_str());
     if (lock_fd_ >= 0) close(lock_fd_);  // releases the lock
 }
 
@@ -119,7 +123,7 @@ void Server::run() {
     // In-flight requests finish (bounded), then the clients' threads end.
     close(listen_fd_);
     listen_fd_ = -1;
-    unlink(options_.socket_path.c_str());
+    if (options_.inherited_fd < 0) unlink(options_.socket_path.c_str());
     scheduler_.drain(std::chrono::seconds(10));
     std::vector<std::thread> threads;
     {

@@ -18,6 +18,7 @@ struct ServerOptions {
     size_t max_line_bytes = 4u << 20;  // a longer request line is refused
     int max_clients = 128;             // more connections at once are refused
     std::string model_name;            // what the model was asked for by (status)
+    int inherited_fd = -1;             // a listening socket passed by systemd (socket activation)
 };
 
 class Server {
