@@ -5,6 +5,7 @@
 #   bench/gpu.sh build   # llama.cpp for CUDA (CUDA_ARCHITECTURES, default 90) + Cortex
 #   bench/gpu.sh test    # the model-labelled tests on the GPU build
 #   bench/gpu.sh bench   # generate a qwen2.5-7b-shaped Q4_K_M model and compare with llama-bench
+#   bench/gpu.sh preload # the preload daemon's benchmark on that model
 # Extra CMake prefixes (a sysroot with GoogleTest and nlohmann-json) come from CORTEX_EXTRA_PREFIX.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,5 +30,9 @@ case "${1:-}" in
         ls -la "$m"
         "$build/bench/cortex-bench-llm" -m "$m" -ngl 99 -t "${BENCH_THREADS:-8}" --rounds "${BENCH_ROUNDS:-3}" -r "${BENCH_REPS:-5}"
         ;;
-    *) echo "usage: bench/gpu.sh build|test|bench" >&2; exit 2 ;;
+    preload)
+        m=build/bench-models/qwen2.5-7b-q4_k_m.gguf
+        "$build/bench/cortex-bench-preload" "$m" "$build/cortex-preload" "$prefix/bin/llama-batched-bench" "${BENCH_THREADS:-8}" 99
+        ;;
+    *) echo "usage: bench/gpu.sh build|test|bench|preload" >&2; exit 2 ;;
 esac
