@@ -378,3 +378,33 @@ TEST(Preload, QuickCompleteUsesTheDaemonWhenItServesTheModel) {
     unsetenv("CORTEX_PRELOAD");
     unsetenv("LLAMACPP_MODEL");
 }
+
+TEST(Preload, ReloadSwapsTheModelWhileRequestsInFlightFinish) {
+    Daemon d(2);
+    std::filesystem::copy_file(cortex::test::model_path("tiny-llama-bpe"), d.home().file("models/other.gguf"));
+    llm::GenerationConfig g = greedy(60);
+    g.ignore_eos = true;
+    llm::Result in_flight;
+    std::thread t([&] { in_flight = d.client()->complete("a long answer", g); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto c = d.client();
+    json answer = json::parse(c->reload("other"));
+    EXPECT_EQ(answer["model"], "other");
+    t.join();
+    EXPECT_EQ(in_flight.completion_tokens, 60) << "the request in flight finished on the old model";
+    preload::DaemonStatus s = c->status();
+    EXPECT_EQ(s.model_name, "other");
+    EXPECT_NE(s.model_path.find("other.gguf"), std::string::npos);
+    EXPECT_GT(c->complete("hello", greedy(3)).completion_tokens, 0);
+    // A model that does not load leaves the current one serving.
+    try {
+        c->reload("no-such-model");
+        FAIL() << "no error";
+    } catch (const Error & e) {
+        EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    }
+    EXPECT_EQ(c->status().model_name, "other");
+    // reload without a name re-reads the settings: LLAMACPP_MODEL is not set for the daemon,
+    // so it keeps the model it was started with.
+    EXPECT_EQ(json::parse(c->reload())["model"], "tiny");
+}

@@ -38,6 +38,9 @@ class Client {
     llm::Result chat(const std::vector<llm::Message> & messages, const llm::GenerationConfig & config = {},
                      const llm::TokenCallback & on_token = {});
     std::vector<llm::Token> tokenize(const std::string & text);
+    // Asks the daemon to load `model` (empty: the model of its re-read settings) while it keeps
+    // serving; requests in flight finish on the old model. Returns the answer's JSON text.
+    std::string reload(const std::string & model = "");
     // Asks the daemon to finish its requests and exit.
     void shutdown();
 

@@ -61,21 +61,29 @@ int cmd_run(const Options & o) {
         throw Error(ErrorCode::kNotFound, "no model to preload", "pass --model NAME, or set LLAMACPP_MODEL");
     }
     const std::string socket = o.socket.empty() ? settings.preload_socket() : o.socket;
+    // Settings are read again on every (re)load, so that "reload" picks up edits.
+    const int parallel = o.parallel;
+    auto factory = [parallel, first = name](std::string & model) {
+        const Settings now = Settings::load();
+        if (model.empty()) model = !now.model().empty() ? now.model() : first;
+        llm::ModelManager manager(now.models_dir());
+        return std::make_shared<preload::Scheduler>(manager.resolve(model), now.model_config(), parallel);
+    };
     llm::ModelManager manager(settings.models_dir());
-    const std::string path = manager.resolve(name);
-    preload::Scheduler scheduler(path, settings.model_config(), o.parallel);
+    auto scheduler = std::make_shared<preload::Scheduler>(manager.resolve(name), settings.model_config(), parallel);
     // Socket activation: systemd passes the listening socket as fd 3.
     int inherited = -1;
     const char * listen_pid = std::getenv("LISTEN_PID");
     const char * listen_fds = std::getenv("LISTEN_FDS");
     if (listen_pid && listen_fds && std::atoi(listen_pid) == getpid() && std::atoi(listen_fds) >= 1) inherited = 3;
-    preload::Server server(scheduler, {socket, 4u << 20, 128, name, inherited});
+    preload::Server server(scheduler, factory, {socket, 4u << 20, 128, name, inherited});
     g_server = &server;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "cortex-preload: %s (%s) loaded in %.0f ms, %d slots, serving on %s\n", name.c_str(), path.c_str(),
-            scheduler.load_ms(), o.parallel, socket.c_str());
+    fprintf(stderr, "cortex-preload: %s (%s) loaded in %.0f ms, %d slots, serving on %s\n", name.c_str(), scheduler->path().c_str(),
+            scheduler->load_ms(), parallel, socket.c_str());
+    scheduler.reset();  // the server owns it now: a reload can free it
     notify_systemd("READY=1\nSTATUS=serving " + name);
     server.run();
     notify_systemd("STOPPING=1");
@@ -158,6 +166,17 @@ int cmd_stop(const Options & o) {
     return 0;
 }
 
+int cmd_reload(const Options & o) {
+    const std::string socket = socket_of(o);
+    auto client = preload::Client::connect(socket);
+    if (!client) throw Error(ErrorCode::kNotFound, "no daemon answers on " + socket, "start it: cortex-preload start");
+    std::string result = client->reload(o.model);
+    json j = json::parse(result);
+    if (o.json) printf("%s\n", j.dump().c_str());
+    else printf("reloaded: %s (%s) in %.0f ms\n", j.value("model", "").c_str(), j.value("path", "").c_str(), j.value("load_ms", 0.0));
+    return 0;
+}
+
 int cmd_status(const Options & o) {
     const std::string socket = socket_of(o);
     auto client = preload::Client::connect(socket);
@@ -204,10 +223,13 @@ int main(int argc, char ** argv) {
     CLI::App * start = app.add_subcommand("start", "start in the background and wait until ready");
     CLI::App * stop = app.add_subcommand("stop", "finish in-flight requests and exit");
     CLI::App * status = app.add_subcommand("status", "what the daemon serves and how it does");
+    CLI::App * reload = app.add_subcommand("reload", "re-read the settings and load the model again (or --model another)");
     add_common(run, true);
     add_common(start, true);
     add_common(stop, false);
     add_common(status, false);
+    add_common(reload, false);
+    reload->add_option("--model", o.model, "load this model instead");
     CLI11_PARSE(app, argc, argv);
 
     std::string self(4096, '\0');
@@ -218,6 +240,7 @@ int main(int argc, char ** argv) {
         if (run->parsed()) return cmd_run(o);
         if (start->parsed()) return cmd_start(o, self.c_str());
         if (stop->parsed()) return cmd_stop(o);
+        if (reload->parsed()) return cmd_reload(o);
         return cmd_status(o);
     });
 }

@@ -140,6 +140,15 @@ std::vector<llm::Token> Client::tokenize(const std::string & text) {
     return j["tokens"].get<std::vector<llm::Token>>();
 }
 
+std::string Client::reload(const std::string & model) {
+    json req = {{"v", kProtocolVersion}, {"op", model.empty() ? "reload" : "load"}};
+    if (!model.empty()) req["model"] = model;
+    impl_->send_line(req);
+    json j = impl_->read_line();
+    if (j.contains("error")) throw error_from_json(j["error"]);
+    return j.dump();
+}
+
 void Client::shutdown() {
     impl_->send_line({{"v", kProtocolVersion}, {"op", "shutdown"}});
     json j = impl_->read_line();

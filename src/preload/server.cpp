@@ -60,7 +60,9 @@ constexpr size_t kMaxQueuedBytes = 16u << 20;  // a client this far behind is st
 
 std::string default_socket_path() { return Settings::load().preload_socket(); }
 
-Server::Server(Scheduler & scheduler, ServerOptions options) : scheduler_(scheduler), options_(std::move(options)) {
+Server::Server(std::shared_ptr<Scheduler> scheduler, SchedulerFactory factory, ServerOptions options)
+    : options_(std::move(options)), scheduler_(std::move(scheduler)), factory_(std::move(factory)) {
+    model_name_ = options_.model_name;
     const std::string & path = options_.socket_path;
     if (path.size() >= sizeof(sockaddr_un::sun_path)) {
         throw Error(ErrorCode::kInvalidArgument, "socket path '" + path + "' is too long for a Unix socket",
@@ -124,13 +126,39 @@ void Server::run() {
     close(listen_fd_);
     listen_fd_ = -1;
     if (options_.inherited_fd < 0) unlink(options_.socket_path.c_str());
-    scheduler_.drain(std::chrono::seconds(10));
+    current()->drain(std::chrono::seconds(10));
     std::vector<std::thread> threads;
     {
         std::lock_guard<std::mutex> lock(threads_mutex_);
         threads.swap(threads_);
     }
     for (auto & t : threads) t.join();
+}
+
+std::string Server::current_name() const {
+    std::lock_guard<std::mutex> lock(scheduler_mutex_);
+    return model_name_;
+}
+
+std::shared_ptr<Scheduler> Server::current() const {
+    std::lock_guard<std::mutex> lock(scheduler_mutex_);
+    return scheduler_;
+}
+
+void Server::replace(std::shared_ptr<Scheduler> next, const std::string & name) {
+    std::shared_ptr<Scheduler> old;
+    {
+        std::lock_guard<std::mutex> lock(scheduler_mutex_);
+        old = scheduler_;
+        scheduler_ = std::move(next);
+        model_name_ = name;
+    }
+    // The old model finishes what it runs (bounded), off this thread, then goes.
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    threads_.emplace_back([old = std::move(old)]() mutable {
+        old->drain(std::chrono::seconds(30));
+        old.reset();
+    });
 }
 
 void Server::serve_client(int fd) {
@@ -182,33 +210,49 @@ void Server::serve_client(int fd) {
                             "update the client");
             }
             const std::string op = req.value("op", "");
+            const std::shared_ptr<Scheduler> sched = current();  // a reload never pulls it away mid-request
+            Scheduler & scheduler = *sched;
             json out = {{"v", kProtocolVersion}};
             if (!id.is_null()) out["id"] = id;
             if (op == "status") {
-                SchedulerStats s = scheduler_.stats();
+                SchedulerStats s = scheduler.stats();
                 out["status"] = {{"pid", getpid()},
                                  {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()},
                                  {"socket", options_.socket_path},
                                  {"clients", clients_.load()},
                                  {"resident_bytes", resident_bytes()},
                                  {"models",
-                                  {{{"name", options_.model_name},
-                                    {"path", scheduler_.path()},
-                                    {"description", scheduler_.description()},
-                                    {"n_ctx", scheduler_.config().n_ctx},
-                                    {"n_gpu_layers", scheduler_.config().n_gpu_layers},
+                                  {{{"name", current_name()},
+                                    {"path", scheduler.path()},
+                                    {"description", scheduler.description()},
+                                    {"n_ctx", scheduler.config().n_ctx},
+                                    {"n_gpu_layers", scheduler.config().n_gpu_layers},
                                     {"slots", s.slots},
                                     {"active", s.active},
                                     {"queued", s.queued},
                                     {"kv_cache_bytes", s.kv_cache_bytes},
-                                    {"load_ms", scheduler_.load_ms()},
+                                    {"load_ms", scheduler.load_ms()},
                                     {"requests_served", s.requests_served},
                                     {"tokens_generated", s.tokens_generated},
                                     {"recent_tokens_per_second", s.recent_tokens_per_second}}}}};
                 if (!reply(out)) return;
             } else if (op == "tokenize") {
                 if (!req.contains("text") || !req["text"].is_string()) throw Error(ErrorCode::kInvalidArgument, "tokenize needs \"text\"", "e.g. {\"op\":\"tokenize\",\"text\":\"hi\"}");
-                out["tokens"] = scheduler_.tokenize(req["text"], req.value("add_special", true), req.value("parse_special", true));
+                out["tokens"] = scheduler.tokenize(req["text"], req.value("add_special", true), req.value("parse_special", true));
+                if (!reply(out)) return;
+            } else if (op == "load" || op == "reload") {
+                if (op == "load" && (!req.contains("model") || !req["model"].is_string())) {
+                    throw Error(ErrorCode::kInvalidArgument, "load needs \"model\": a name or path", "e.g. {\"op\":\"load\",\"model\":\"qwen2.5-7b\"}");
+                }
+                std::lock_guard<std::mutex> lock(reload_mutex_);
+                const auto t0 = Clock::now();
+                std::string served = op == "load" ? req["model"].get<std::string>() : std::string();
+                std::shared_ptr<Scheduler> next = factory_(served);  // throws: the old model keeps serving
+                replace(next, served);
+                out["ok"] = true;
+                out["model"] = served;
+                out["path"] = next->path();
+                out["load_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
                 if (!reply(out)) return;
             } else if (op == "shutdown") {
                 out["ok"] = true;
@@ -232,9 +276,9 @@ void Server::serve_client(int fd) {
                         }
                         messages.push_back({m["role"], m["content"]});
                     }
-                    job->prompt = scheduler_.tokenize(scheduler_.apply_chat_template(messages), true, true);
+                    job->prompt = scheduler.tokenize(scheduler.apply_chat_template(messages), true, true);
                 } else if (req.contains("prompt") && req["prompt"].is_string()) {
-                    job->prompt = scheduler_.tokenize(req["prompt"], true, true);
+                    job->prompt = scheduler.tokenize(req["prompt"], true, true);
                 } else if (req.contains("prompt") && req["prompt"].is_array()) {
                     for (const auto & t : req["prompt"]) {
                         if (!t.is_number_integer()) throw Error(ErrorCode::kInvalidArgument, "\"prompt\" tokens must be integers", "or send text");
@@ -262,7 +306,7 @@ void Server::serve_client(int fd) {
                     outbox->finished = true;
                     outbox->cv.notify_one();
                 };
-                std::future<llm::Result> done = scheduler_.submit(job);
+                std::future<llm::Result> done = scheduler.submit(job);
                 // Write what comes; watch the socket for "cancel" or a disconnect meanwhile.
                 bool connected = true;
                 for (;;) {
@@ -307,7 +351,7 @@ void Server::serve_client(int fd) {
                 if (cancel_at != std::string::npos) buffer.erase(0, buffer.find('\n', cancel_at) == std::string::npos ? buffer.size() : buffer.find('\n', cancel_at) + 1);
             } else {
                 throw Error(ErrorCode::kInvalidArgument, op.empty() ? "the request has no \"op\"" : "unknown op '" + op + "'",
-                            "ops: status, complete, chat, tokenize, cancel, shutdown");
+                            "ops: status, complete, chat, tokenize, cancel, load, reload, shutdown");
             }
         } catch (const Error & e) {
             if (!reply_error(id, e)) return;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -21,11 +23,16 @@ struct ServerOptions {
     int inherited_fd = -1;             // a listening socket passed by systemd (socket activation)
 };
 
+// Loads the model named (empty = the settings' model, read again) into a new scheduler and
+// sets `model_name` to the name it loaded.
+using SchedulerFactory = std::function<std::shared_ptr<Scheduler>(std::string & model_name)>;
+
 class Server {
   public:
     // Takes the socket: creates its directory, refuses when another daemon holds the lock,
-    // replaces a stale socket of a dead one. Throws Error (kBusy, kIo).
-    Server(Scheduler & scheduler, ServerOptions options);
+    // replaces a stale socket of a dead one. Throws Error (kBusy, kIo). `factory` serves the
+    // "load" and "reload" requests.
+    Server(std::shared_ptr<Scheduler> scheduler, SchedulerFactory factory, ServerOptions options);
     ~Server();
     Server(const Server &) = delete;
     Server & operator=(const Server &) = delete;
@@ -36,8 +43,16 @@ class Server {
 
   private:
     void serve_client(int fd);
+    std::shared_ptr<Scheduler> current() const;
+    std::string current_name() const;
+    // Swaps in a newly loaded model; requests in flight finish on the old one.
+    void replace(std::shared_ptr<Scheduler> next, const std::string & name);
 
-    Scheduler & scheduler_;
+    mutable std::mutex scheduler_mutex_;
+    std::shared_ptr<Scheduler> scheduler_;
+    std::string model_name_;  // what the current model was asked for by
+    SchedulerFactory factory_;
+    std::mutex reload_mutex_;  // one load at a time
     ServerOptions options_;
     int listen_fd_ = -1;
     int lock_fd_ = -1;
