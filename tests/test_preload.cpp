@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <random>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -407,4 +409,64 @@ TEST(Preload, ReloadSwapsTheModelWhileRequestsInFlightFinish) {
     // reload without a name re-reads the settings: LLAMACPP_MODEL is not set for the daemon,
     // so it keeps the model it was started with.
     EXPECT_EQ(json::parse(c->reload())["model"], "tiny");
+}
+
+TEST(Preload, UnloadThenLoad) {
+    Daemon d(1);
+    auto c = d.client();
+    EXPECT_NE(send_and_read(d.socket(), "{\"v\":1,\"op\":\"unload\"}\n").find("\"ok\":true"), std::string::npos);
+    EXPECT_EQ(c->status().model_name, "");
+    try {
+        c->complete("hi", greedy(2));
+        FAIL() << "no error";
+    } catch (const Error & e) {
+        EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+        EXPECT_NE(e.message().find("no model loaded"), std::string::npos);
+    }
+    json::parse(c->reload("tiny"));
+    EXPECT_EQ(c->status().model_name, "tiny");
+    EXPECT_GT(c->complete("hi", greedy(2)).completion_tokens, 0);
+}
+
+// Bounded protocol fuzzing: mutated and random frames over a few connections. Every answer is
+// one JSON line (or a closed connection), and the daemon serves correctly afterwards.
+TEST(Preload, SurvivesABoundedFrameFuzz) {
+    Daemon d(2);
+    const std::vector<std::string> seeds = {
+        R"({"v":1,"op":"status"})",
+        R"({"v":1,"op":"complete","prompt":"apt install","max_tokens":2,"temperature":0})",
+        R"({"v":1,"op":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":2,"stream":false})",
+        R"({"v":1,"op":"tokenize","text":"nginx"})",
+        R"({"v":1,"op":"complete","prompt":[1,2,3],"max_tokens":1,"stop":["x"],"json_schema":{"type":"boolean"}})",
+    };
+    std::mt19937 rng(20261126);
+    int answered = 0;
+    for (int round = 0; round < 300; ++round) {
+        std::string frame = seeds[rng() % seeds.size()];
+        switch (rng() % 5) {
+            case 0: frame[rng() % frame.size()] = static_cast<char>(rng()); break;              // flip a byte
+            case 1: frame = frame.substr(0, rng() % frame.size()); break;                       // truncate
+            case 2: frame.insert(rng() % frame.size(), std::string(1 + rng() % 8, '{')); break;  // nest
+            case 3: {                                                                          // random bytes
+                frame.assign(1 + rng() % 64, '\0');
+                for (char & ch : frame) ch = static_cast<char>(rng());
+                break;
+            }
+            default: {                                                                         // wrong types
+                size_t colon = frame.find(':', rng() % frame.size());
+                if (colon != std::string::npos) frame.insert(colon + 1, rng() % 2 ? "[]," : "null,");
+            }
+        }
+        frame.erase(std::remove(frame.begin(), frame.end(), '\n'), frame.end());
+        std::string line = send_and_read(d.socket(), frame + "\n");
+        if (line.empty()) continue;  // a blank frame, or a closed connection
+        json j = json::parse(line, nullptr, false);
+        ASSERT_TRUE(j.is_object()) << "not JSON: " << line << " for " << frame;
+        EXPECT_EQ(j["v"], 1);
+        ++answered;
+    }
+    EXPECT_GT(answered, 200);
+    auto c = d.client();
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->complete("still fine", greedy(3)).completion_tokens, 3);
 }

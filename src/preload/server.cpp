@@ -126,7 +126,7 @@ void Server::run() {
     close(listen_fd_);
     listen_fd_ = -1;
     if (options_.inherited_fd < 0) unlink(options_.socket_path.c_str());
-    current()->drain(std::chrono::seconds(10));
+    if (std::shared_ptr<Scheduler> last = current()) last->drain(std::chrono::seconds(10));
     std::vector<std::thread> threads;
     {
         std::lock_guard<std::mutex> lock(threads_mutex_);
@@ -153,6 +153,7 @@ void Server::replace(std::shared_ptr<Scheduler> next, const std::string & name) 
         scheduler_ = std::move(next);
         model_name_ = name;
     }
+    if (!old) return;
     // The old model finishes what it runs (bounded), off this thread, then goes.
     std::lock_guard<std::mutex> lock(threads_mutex_);
     threads_.emplace_back([old = std::move(old)]() mutable {
@@ -211,11 +212,29 @@ void Server::serve_client(int fd) {
             }
             const std::string op = req.value("op", "");
             const std::shared_ptr<Scheduler> sched = current();  // a reload never pulls it away mid-request
-            Scheduler & scheduler = *sched;
             json out = {{"v", kProtocolVersion}};
             if (!id.is_null()) out["id"] = id;
+            const bool needs_model = op == "complete" || op == "chat" || op == "tokenize";
+            if (needs_model && !sched) {
+                throw Error(ErrorCode::kNotFound, "the preload daemon has no model loaded",
+                            "load one: {\"op\":\"load\",\"model\":\"NAME\"} or cortex-preload reload --model NAME");
+            }
+            if (op == "status" && !sched) {
+                out["status"] = {{"pid", getpid()}, {"socket", options_.socket_path}, {"clients", clients_.load()},
+                                 {"resident_bytes", resident_bytes()}, {"models", json::array()},
+                                 {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()}};
+                if (!reply(out)) return;
+                continue;
+            }
+            if (op == "unload") {
+                replace(nullptr, "");
+                out["ok"] = true;
+                if (!reply(out)) return;
+                continue;
+            }
+            Scheduler * scheduler_ptr = sched.get();
             if (op == "status") {
-                SchedulerStats s = scheduler.stats();
+                SchedulerStats s = scheduler_ptr->stats();
                 out["status"] = {{"pid", getpid()},
                                  {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()},
                                  {"socket", options_.socket_path},
@@ -223,22 +242,22 @@ void Server::serve_client(int fd) {
                                  {"resident_bytes", resident_bytes()},
                                  {"models",
                                   {{{"name", current_name()},
-                                    {"path", scheduler.path()},
-                                    {"description", scheduler.description()},
-                                    {"n_ctx", scheduler.config().n_ctx},
-                                    {"n_gpu_layers", scheduler.config().n_gpu_layers},
+                                    {"path", scheduler_ptr->path()},
+                                    {"description", scheduler_ptr->description()},
+                                    {"n_ctx", scheduler_ptr->config().n_ctx},
+                                    {"n_gpu_layers", scheduler_ptr->config().n_gpu_layers},
                                     {"slots", s.slots},
                                     {"active", s.active},
                                     {"queued", s.queued},
                                     {"kv_cache_bytes", s.kv_cache_bytes},
-                                    {"load_ms", scheduler.load_ms()},
+                                    {"load_ms", scheduler_ptr->load_ms()},
                                     {"requests_served", s.requests_served},
                                     {"tokens_generated", s.tokens_generated},
                                     {"recent_tokens_per_second", s.recent_tokens_per_second}}}}};
                 if (!reply(out)) return;
             } else if (op == "tokenize") {
                 if (!req.contains("text") || !req["text"].is_string()) throw Error(ErrorCode::kInvalidArgument, "tokenize needs \"text\"", "e.g. {\"op\":\"tokenize\",\"text\":\"hi\"}");
-                out["tokens"] = scheduler.tokenize(req["text"], req.value("add_special", true), req.value("parse_special", true));
+                out["tokens"] = scheduler_ptr->tokenize(req["text"], req.value("add_special", true), req.value("parse_special", true));
                 if (!reply(out)) return;
             } else if (op == "load" || op == "reload") {
                 if (op == "load" && (!req.contains("model") || !req["model"].is_string())) {
@@ -276,9 +295,9 @@ void Server::serve_client(int fd) {
                         }
                         messages.push_back({m["role"], m["content"]});
                     }
-                    job->prompt = scheduler.tokenize(scheduler.apply_chat_template(messages), true, true);
+                    job->prompt = scheduler_ptr->tokenize(scheduler_ptr->apply_chat_template(messages), true, true);
                 } else if (req.contains("prompt") && req["prompt"].is_string()) {
-                    job->prompt = scheduler.tokenize(req["prompt"], true, true);
+                    job->prompt = scheduler_ptr->tokenize(req["prompt"], true, true);
                 } else if (req.contains("prompt") && req["prompt"].is_array()) {
                     for (const auto & t : req["prompt"]) {
                         if (!t.is_number_integer()) throw Error(ErrorCode::kInvalidArgument, "\"prompt\" tokens must be integers", "or send text");
@@ -306,7 +325,7 @@ void Server::serve_client(int fd) {
                     outbox->finished = true;
                     outbox->cv.notify_one();
                 };
-                std::future<llm::Result> done = scheduler.submit(job);
+                std::future<llm::Result> done = scheduler_ptr->submit(job);
                 // Write what comes; watch the socket for "cancel" or a disconnect meanwhile.
                 bool connected = true;
                 for (;;) {
@@ -351,7 +370,7 @@ void Server::serve_client(int fd) {
                 if (cancel_at != std::string::npos) buffer.erase(0, buffer.find('\n', cancel_at) == std::string::npos ? buffer.size() : buffer.find('\n', cancel_at) + 1);
             } else {
                 throw Error(ErrorCode::kInvalidArgument, op.empty() ? "the request has no \"op\"" : "unknown op '" + op + "'",
-                            "ops: status, complete, chat, tokenize, cancel, load, reload, shutdown");
+                            "ops: status, complete, chat, tokenize, cancel, load, reload, unload, shutdown");
             }
         } catch (const Error & e) {
             if (!reply_error(id, e)) return;
