@@ -470,3 +470,33 @@ TEST(Preload, SurvivesABoundedFrameFuzz) {
     ASSERT_NE(c, nullptr);
     EXPECT_EQ(c->complete("still fine", greedy(3)).completion_tokens, 3);
 }
+
+TEST(Preload, CancelOpStopsTheStreamAndPipelinedRequestsWait) {
+    Daemon d(1);
+    int fd = raw_connect(d.socket());
+    // A long request, then (pipelined) a request whose text mentions "cancel": it must not cancel.
+    std::string first = json{{"op", "complete"}, {"prompt", "go"}, {"max_tokens", 20}, {"ignore_eos", true}, {"temperature", 0}, {"id", 1}}.dump() + "\n";
+    std::string second = json{{"op", "tokenize"}, {"text", "\"cancel\""}, {"id", 2}}.dump() + "\n";
+    send(fd, (first + second).data(), first.size() + second.size(), MSG_NOSIGNAL);
+    json last;
+    do {
+        last = json::parse(read_line(fd));
+    } while (!last.contains("done"));
+    EXPECT_EQ(last["id"], 1);
+    EXPECT_EQ(last["result"]["finish_reason"], "length");
+    EXPECT_EQ(last["result"]["completion_tokens"], 20);
+    json tok = json::parse(read_line(fd));
+    EXPECT_EQ(tok["id"], 2);
+    EXPECT_TRUE(tok.contains("tokens"));
+    // Now a real cancel while streaming.
+    std::string endless = json{{"op", "complete"}, {"prompt", "go"}, {"max_tokens", 100000}, {"ignore_eos", true}, {"id", 3}}.dump() + "\n";
+    send(fd, endless.data(), endless.size(), MSG_NOSIGNAL);
+    read_line(fd);
+    std::string cancel = "{\"v\":1,\"op\":\"cancel\"}\n";
+    send(fd, cancel.data(), cancel.size(), MSG_NOSIGNAL);
+    do {
+        last = json::parse(read_line(fd));
+    } while (!last.contains("done"));
+    EXPECT_EQ(last["result"]["finish_reason"], "cancelled");
+    close(fd);
+}

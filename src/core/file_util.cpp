@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "cortex/error.h"
@@ -23,6 +24,14 @@ namespace {
 bool path_exists(const std::string & path) {
     struct stat st {};
     return stat(path.c_str(), &st) == 0;
+}
+
+std::string canonical_path(const std::string & path) {
+    char * real = realpath(path.c_str(), nullptr);
+    if (!real) return path;
+    std::string out(real);
+    free(real);
+    return out;
 }
 
 bool is_regular_file(const std::string & path) {

@@ -16,6 +16,8 @@ bool read_file(const std::string & path, std::string & out);
 void make_dirs(const std::string & path, unsigned mode = 0755);
 
 bool path_exists(const std::string & path);
+// realpath(), or `path` itself when it cannot be resolved.
+std::string canonical_path(const std::string & path);
 bool is_regular_file(const std::string & path);
 
 }  // namespace cortex

@@ -7,22 +7,13 @@
 #include <map>
 #include <mutex>
 
+#include "core/file_util.h"
 #include "cortex/config.h"
 #include "cortex/llm.h"
 #include "cortex/models.h"
 
 namespace cortex::llm {
 namespace {
-
-bool is_regular_file(const std::string & path) {
-    struct stat st {};
-    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-bool exists(const std::string & path) {
-    struct stat st {};
-    return stat(path.c_str(), &st) == 0;
-}
 
 bool ends_with(const std::string & s, const std::string & suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -39,10 +30,6 @@ std::vector<std::string> gguf_files_in(const std::string & dir) {
     return files;
 }
 
-std::string canonical(const std::string & path) {
-    std::unique_ptr<char, void (*)(void *)> real(realpath(path.c_str(), nullptr), free);
-    return real ? std::string(real.get()) : path;
-}
 
 }  // namespace
 
@@ -85,7 +72,7 @@ std::string ModelManager::resolve(const std::string & name_or_path) const {
     }
     // A path that exists is taken as it is, so that a directory or a bad file gets its own
     // clear error from the loader rather than "not found".
-    if (exists(name_or_path)) return name_or_path;
+    if (path_exists(name_or_path)) return name_or_path;
     const bool looks_like_path = name_or_path.find('/') != std::string::npos || ends_with(name_or_path, ".gguf");
     const std::string file = state_->models_dir + "/" + name_or_path + ".gguf";
     const std::string dir = state_->models_dir + "/" + name_or_path;
@@ -118,7 +105,7 @@ std::string ModelManager::resolve(const std::string & name_or_path) const {
 
 std::shared_ptr<Model> ModelManager::load_model(const std::string & name_or_path, const ModelConfig & config) {
     const std::string path = resolve(name_or_path);
-    const std::string key = canonical(path);
+    const std::string key = canonical_path(path);
 
     std::promise<std::shared_ptr<Model>> promise;
     std::shared_future<std::shared_ptr<Model>> existing;
@@ -167,7 +154,7 @@ std::shared_ptr<Model> ModelManager::load_model(const std::string & name_or_path
 bool ModelManager::unload(const std::string & name_or_path) {
     std::string key;
     try {
-        key = canonical(resolve(name_or_path));
+        key = canonical_path(resolve(name_or_path));
     } catch (const Error &) {
         return false;
     }

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 
+#include "core/file_util.h"
 #include "cortex/config.h"
 #include "cortex/llm.h"
 #include "cortex/preload.h"
@@ -12,10 +13,6 @@
 namespace cortex::llm {
 namespace {
 
-std::string canonical(const std::string & path) {
-    std::unique_ptr<char, void (*)(void *)> real(realpath(path.c_str(), nullptr), free);
-    return real ? std::string(real.get()) : path;
-}
 
 Result run(const std::string & model, const std::function<Result(preload::Client &)> & remote,
            const std::function<Result(Model &)> & local) {
@@ -32,7 +29,7 @@ Result run(const std::string & model, const std::function<Result(preload::Client
                 path = manager->resolve(name);
             } catch (const Error &) {
             }
-            if (status.model_name == name || (!path.empty() && canonical(path) == canonical(status.model_path))) {
+            if (status.model_name == name || (!path.empty() && canonical_path(path) == canonical_path(status.model_path))) {
                 try {
                     return remote(*client);
                 } catch (const Error & e) {

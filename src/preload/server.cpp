@@ -56,6 +56,25 @@ struct Outbox {
 
 constexpr size_t kMaxQueuedBytes = 16u << 20;  // a client this far behind is stuck: cancel
 
+// Removes the complete "cancel" request lines from `buffer` and says whether there were any;
+// other lines (a next request sent ahead) stay for later.
+bool take_cancel(std::string & buffer) {
+    bool found = false;
+    std::string kept;
+    size_t start = 0;
+    for (size_t nl; (nl = buffer.find('\n', start)) != std::string::npos; start = nl + 1) {
+        const std::string line = buffer.substr(start, nl - start);
+        json j = json::parse(line, nullptr, false);
+        if (j.is_object() && j.value("op", "") == "cancel") {
+            found = true;
+        } else {
+            kept += line + "\n";
+        }
+    }
+    buffer = kept + buffer.substr(start);
+    return found;
+}
+
 }  // namespace
 
 std::string default_socket_path() { return Settings::load().preload_socket(); }
@@ -348,7 +367,7 @@ void Server::serve_client(int fd) {
                             connected = false;
                         } else {
                             buffer.append(chunk, static_cast<size_t>(n));
-                            if (buffer.find("\"cancel\"") != std::string::npos) job->cancel = true;
+                            if (take_cancel(buffer)) job->cancel = true;
                         }
                     }
                     if (!connected) job->cancel = true;
@@ -365,9 +384,8 @@ void Server::serve_client(int fd) {
                 out["done"] = true;
                 out["result"] = result_to_json(r);
                 if (!reply(out)) return;
-                // A "cancel" that arrived with this request's stream is spent.
-                size_t cancel_at = buffer.find("\"cancel\"");
-                if (cancel_at != std::string::npos) buffer.erase(0, buffer.find('\n', cancel_at) == std::string::npos ? buffer.size() : buffer.find('\n', cancel_at) + 1);
+                // A "cancel" that arrives after the end has nothing left to stop.
+                take_cancel(buffer);
             } else {
                 throw Error(ErrorCode::kInvalidArgument, op.empty() ? "the request has no \"op\"" : "unknown op '" + op + "'",
                             "ops: status, complete, chat, tokenize, cancel, load, reload, unload, shutdown");
