@@ -119,7 +119,6 @@ llama_context_ptr create_context(llama_model * model, const ModelConfig & config
     cparams.n_batch = static_cast<uint32_t>(config.n_batch);
     cparams.n_ubatch = static_cast<uint32_t>(std::min(config.n_batch, 512));
     cparams.n_seq_max = static_cast<uint32_t>(n_seq_max);
-    cparams.kv_unified = true;
     const int threads = config.n_threads > 0 ? config.n_threads : std::max(1, common_cpu_get_num_physical_cores());
     cparams.n_threads = threads;
     cparams.n_threads_batch = threads;
