@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -277,6 +278,10 @@ int main(int argc, char ** argv) {
     }, nullptr);
     llama_backend_init();
 
+    const std::filesystem::path parent = std::filesystem::path(opt.out).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) die("cannot create " + parent.string() + ": " + ec.message());
     const std::string tmp = opt.out + ".tmp";
     if (opt.type == "f32" || opt.type == "f16" || opt.type == "q8_0") {
         ggml_type t = opt.type == "f32" ? GGML_TYPE_F32 : opt.type == "f16" ? GGML_TYPE_F16 : GGML_TYPE_Q8_0;
