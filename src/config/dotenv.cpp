@@ -2,17 +2,11 @@
 #include <cctype>
 
 #include "config/dotenv.h"
+#include "core/string_util.h"
 #include "cortex/config.h"
 
 namespace cortex {
 namespace {
-
-std::string trim(const std::string & s) {
-    size_t b = s.find_first_not_of(" \t\r");
-    if (b == std::string::npos) return "";
-    size_t e = s.find_last_not_of(" \t\r");
-    return s.substr(b, e - b + 1);
-}
 
 bool valid_name(const std::string & name) {
     if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;

@@ -19,7 +19,8 @@ Result run(const std::string & model, const std::function<Result(preload::Client
     const Settings settings = Settings::load();
     // Never destroyed: models may still be in use by other static objects at exit.
     static ModelManager * manager = new ModelManager(settings.models_dir());
-    const std::string name = model.empty() ? default_model_name() : model;
+    // default_model_name() reads the settings again, so only for its error.
+    const std::string name = !model.empty() ? model : !settings.model().empty() ? settings.model() : default_model_name();
     const std::string mode = preload::preload_mode();
     if (mode != "off") {
         if (auto client = preload::Client::connect(settings.preload_socket())) {

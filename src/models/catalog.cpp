@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file_util.h"
+#include "core/string_util.h"
 #include "cortex/models.h"
 
 namespace cortex::models {
@@ -11,11 +12,6 @@ namespace cortex::models {
 extern const char * const kBuiltinCatalogJson;  // generated from data/catalog.json
 
 namespace {
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 }  // namespace
 
@@ -54,7 +50,7 @@ Catalog Catalog::parse(const std::string & text, const std::string & origin) {
             e.file = m.at("file").get<std::string>();
             e.quantization = m.value("quantization", "");
             e.size = m.at("size").get<uint64_t>();
-            e.sha256 = lower(m.value("sha256", ""));
+            e.sha256 = to_lower(m.value("sha256", ""));
             e.context_length = m.value("context_length", 0);
             e.memory_gb = m.value("memory_gb", 0.0);
             e.best_for = m.value("best_for", "");
@@ -85,13 +81,13 @@ const Catalog & Catalog::get() {
 }
 
 const CatalogEntry * Catalog::find(const std::string & name_or_alias) const {
-    const std::string want = lower(name_or_alias);
+    const std::string want = to_lower(name_or_alias);
     for (const CatalogEntry & e : entries_) {
-        if (lower(e.name) == want) return &e;
+        if (to_lower(e.name) == want) return &e;
     }
     for (const CatalogEntry & e : entries_) {
         for (const std::string & a : e.aliases) {
-            if (lower(a) == want) return &e;
+            if (to_lower(a) == want) return &e;
         }
     }
     return nullptr;

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/file_util.h"
+#include "core/string_util.h"
 #include "cortex/models.h"
 
 namespace cortex::models {
@@ -74,11 +75,6 @@ bool is_sha256_hex(const std::string & s) {
         if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
     }
     return true;
-}
-
-std::string lower(std::string s) {
-    for (char & c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
 }
 
 // Hashes a file that is being written, following the writer from another thread: the
@@ -207,7 +203,7 @@ struct Transfer {
 size_t on_header(char * data, size_t size, size_t n, void * user) {
     auto * t = static_cast<Transfer *>(user);
     std::string line(data, size * n);
-    std::string l = lower(line);
+    std::string l = to_lower(line);
     if (l.rfind("http/", 0) == 0) {
         // A new response (redirects come first): only the last one's headers matter.
         t->content_length = 0;
@@ -224,7 +220,7 @@ size_t on_header(char * data, size_t size, size_t n, void * user) {
         // Hugging Face publishes an LFS file's SHA-256 as X-Linked-Etag; an ETag that is 64 hex
         // digits is the same thing on mirrors.
         if (is_sha256_hex(digest) && (l.rfind("x-linked-etag:", 0) == 0 || t->server_digest.empty())) {
-            t->server_digest = lower(digest);
+            t->server_digest = to_lower(digest);
         }
     }
     return size * n;
@@ -341,7 +337,7 @@ DownloadResult download_file(const std::string & url, const std::string & dest, 
     FileLock lock(dest + ".lock");
 
     DownloadResult result;
-    const std::string expected = lower(opt.expected_sha256);
+    const std::string expected = to_lower(opt.expected_sha256);
     // Another process may have finished it while we waited for the lock.
     if (is_regular_file(dest) && opt.expected_size > 0 && !expected.empty()) {
         struct stat st {};

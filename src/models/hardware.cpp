@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/file_util.h"
+#include "core/string_util.h"
 #include "cortex/models.h"
 #include "ggml-backend.h"
 
@@ -18,12 +19,6 @@ namespace cortex::models {
 namespace {
 
 constexpr uint64_t kGiB = 1ull << 30;
-
-std::string trim(const std::string & s) {
-    size_t b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string::npos) return "";
-    return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 // Runs a vendor tool with fixed arguments (no shell); returns false when it is not there or fails.
 bool run_tool(const std::string & tool, const std::vector<std::string> & args, std::string & out) {
