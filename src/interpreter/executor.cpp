@@ -1,0 +1,2 @@
+#include "interpreter/executor.h"
+// work in progress (history helper)

@@ -1,0 +1,2 @@
+#include "interpreter/history.h"
+// work in progress (history helper)

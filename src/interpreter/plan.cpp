@@ -1,0 +1,110 @@
+#include "interpreter/plan.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "cortex/error.h"
+#include "interpreter/deb822.h"
+
+namespace cortex::interpreter {
+
+const char * operation_name(Operation op) { return op == Operation::kInstall ? "install" : "remove"; }
+
+const char * change_kind_name(PackageChange::Kind kind) {
+    switch (kind) {
+        case PackageChange::Kind::kInstall: return "install";
+        case PackageChange::Kind::kUpgrade: return "upgrade";
+        case PackageChange::Kind::kDowngrade: return "downgrade";
+        case PackageChange::Kind::kReinstall: return "reinstall";
+        case PackageChange::Kind::kRemove: return "remove";
+    }
+    return "install";
+}
+
+static PackageChange::Kind change_kind_from_name(const std::string & name) {
+    for (auto k : {PackageChange::Kind::kInstall, PackageChange::Kind::kUpgrade, PackageChange::Kind::kDowngrade,
+                   PackageChange::Kind::kReinstall, PackageChange::Kind::kRemove}) {
+        if (name == change_kind_name(k)) return k;
+    }
+    throw Error(ErrorCode::kInvalidArgument, "unknown package change '" + name + "' in a recorded plan",
+                "the history database may come from a newer Cortex");
+}
+
+nlohmann::json Plan::to_json() const {
+    nlohmann::json changes_json = nlohmann::json::array();
+    for (const PackageChange & c : changes) {
+        changes_json.push_back({{"action", change_kind_name(c.kind)},
+                                {"package", c.name},
+                                {"architecture", c.architecture},
+                                {"old_version", c.old_version},
+                                {"new_version", c.new_version},
+                                {"requested", c.requested},
+                                {"download_bytes", c.download_bytes},
+                                {"disk_delta_bytes", c.disk_delta_bytes}});
+    }
+    return {{"operation", operation_name(operation)},
+            {"request", request},
+            {"packages", packages},
+            {operation == Operation::kInstall ? "already_installed" : "not_installed", already_done},
+            {"changes", changes_json},
+            {"download_bytes", download_bytes},
+            {"disk_delta_bytes", disk_delta_bytes},
+            {"services", services},
+            {"commands", commands},
+            {"chosen_by", chosen_by},
+            {"reason", reason},
+            {"notes", notes}};
+}
+
+Plan Plan::from_json(const nlohmann::json & j) {
+    try {
+        Plan p;
+        p.operation = j.at("operation").get<std::string>() == "remove" ? Operation::kRemove : Operation::kInstall;
+        p.request = j.at("request").get<std::string>();
+        p.packages = j.at("packages").get<std::vector<std::string>>();
+        p.already_done = j.at(p.operation == Operation::kInstall ? "already_installed" : "not_installed")
+                             .get<std::vector<std::string>>();
+        for (const auto & c : j.at("changes")) {
+            PackageChange change;
+            change.kind = change_kind_from_name(c.at("action").get<std::string>());
+            change.name = c.at("package").get<std::string>();
+            change.architecture = c.at("architecture").get<std::string>();
+            change.old_version = c.at("old_version").get<std::string>();
+            change.new_version = c.at("new_version").get<std::string>();
+            change.requested = c.at("requested").get<bool>();
+            change.download_bytes = c.at("download_bytes").get<uint64_t>();
+            change.disk_delta_bytes = c.at("disk_delta_bytes").get<int64_t>();
+            p.changes.push_back(std::move(change));
+        }
+        p.download_bytes = j.at("download_bytes").get<uint64_t>();
+        p.disk_delta_bytes = j.at("disk_delta_bytes").get<int64_t>();
+        p.services = j.at("services").get<std::vector<std::string>>();
+        p.commands = j.at("commands").get<std::vector<std::vector<std::string>>>();
+        p.chosen_by = j.at("chosen_by").get<std::string>();
+        p.reason = j.at("reason").get<std::string>();
+        p.notes = j.at("notes").get<std::vector<std::string>>();
+        return p;
+    } catch (const nlohmann::json::exception & e) {
+        throw Error(ErrorCode::kInvalidArgument, std::string("malformed plan: ") + e.what(),
+                    "the history database may be damaged; `cortex history` lists what can be read");
+    }
+}
+
+std::vector<InstalledPackage> read_installed_packages(const std::string & status_path) {
+    std::ifstream in(status_path, std::ios::binary);
+    if (!in) {
+        throw Error(ErrorCode::kIo, "cannot read dpkg's status file " + status_path,
+                    "Cortex plans apt actions and needs a Debian system with dpkg");
+    }
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    std::vector<InstalledPackage> out;
+    for_each_deb822_record(buffer.str(), [&](const Deb822Record & r) {
+        // "install ok installed"; "half-installed" and "config-files" packages are not installed.
+        if (!r.get("Status").ends_with(" installed")) return;
+        out.push_back({std::string(r.get("Package")), std::string(r.get("Architecture")), std::string(r.get("Version"))});
+    });
+    return out;
+}
+
+}  // namespace cortex::interpreter

@@ -1,0 +1,2 @@
+#include "interpreter/provider.h"
+// work in progress (providers helper)

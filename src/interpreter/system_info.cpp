@@ -1,0 +1,2 @@
+#include "interpreter/system_info.h"
+// work in progress (providers helper)

@@ -1,0 +1,2 @@
+// system_info: work in progress (providers helper)
+#pragma once
