@@ -1,1 +1,114 @@
-// work in progress (lead)
+#include "interpreter/apt_simulation.h"
+
+#include <regex>
+
+#include "core/subprocess.h"
+#include "cortex/error.h"
+
+namespace cortex::interpreter {
+
+// Debian policy 5.6.1: lower-case letters, digits, '+', '-', '.'; at least two characters,
+// starting with an alphanumeric. With an optional ":arch" and "=version" (policy 5.6.12).
+static bool valid_package_argument(const std::string & s) {
+    static const std::regex re(R"([a-z0-9][a-z0-9+.\-]+(:[a-z0-9\-]+)?(=[A-Za-z0-9.+~:\-]+)?)");
+    return std::regex_match(s, re);
+}
+
+std::vector<std::string> apt_command(Operation op, const std::vector<std::string> & packages) {
+    if (packages.empty()) {
+        throw Error(ErrorCode::kInvalidArgument, "no package to " + std::string(operation_name(op)),
+                    "name at least one package");
+    }
+    std::vector<std::string> argv = {"apt-get", operation_name(op), "-y", "-q"};
+    // An install must never remove anything: a conflict that needs a removal fails instead.
+    if (op == Operation::kInstall) argv.push_back("--no-remove");
+    for (const std::string & p : packages) {
+        if (!valid_package_argument(p)) {
+            throw Error(ErrorCode::kInvalidArgument, "'" + p + "' is not a Debian package name",
+                        "package names use lower-case letters, digits, '+', '-' and '.'");
+        }
+        argv.push_back(p);
+    }
+    return argv;
+}
+
+// "Inst nginx-common (1.22.1-9 Debian:12.5/stable [all])"
+// "Inst libc6 [2.36-9] (2.36-9+deb12u4 Debian:12.5/stable [amd64]) []"
+// "Remv bash [5.2.15-2+b8]"
+std::vector<PackageChange> parse_simulation(const std::string & output) {
+    static const std::regex inst(R"(^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) [^\[]*\[([^\]]+)\]\).*$)");
+    static const std::regex remv(R"(^Remv (\S+)(?: \[([^\]]*)\])?.*$)");
+    std::vector<PackageChange> out;
+    size_t pos = 0;
+    while (pos < output.size()) {
+        size_t end = output.find('\n', pos);
+        if (end == std::string::npos) end = output.size();
+        std::string line = output.substr(pos, end - pos);
+        pos = end + 1;
+        std::smatch m;
+        PackageChange c;
+        if (std::regex_match(line, m, inst)) {
+            c.name = m[1];
+            c.old_version = m[2];
+            c.new_version = m[3];
+            c.architecture = m[4];
+            if (c.old_version.empty()) {
+                c.kind = PackageChange::Kind::kInstall;
+            } else if (c.old_version == c.new_version) {
+                c.kind = PackageChange::Kind::kReinstall;
+            } else {
+                // apt prints downgrades as Inst too; the planner tells them apart with dpkg's
+                // version order, which it has from the index.
+                c.kind = PackageChange::Kind::kUpgrade;
+            }
+        } else if (std::regex_match(line, m, remv)) {
+            c.kind = PackageChange::Kind::kRemove;
+            c.name = m[1];
+            c.old_version = m[2];
+        } else {
+            continue;
+        }
+        // apt prints "name:arch" only for foreign architectures.
+        if (size_t colon = c.name.find(':'); colon != std::string::npos) {
+            if (c.architecture.empty()) c.architecture = c.name.substr(colon + 1);
+            c.name.resize(colon);
+        }
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+static std::string apt_errors(const std::string & output) {
+    std::string errors;
+    size_t pos = 0;
+    while (pos < output.size()) {
+        size_t end = output.find('\n', pos);
+        if (end == std::string::npos) end = output.size();
+        std::string_view line(output.data() + pos, end - pos);
+        if (line.starts_with("E: ") || line.starts_with("  ") || line.find("Depends:") != std::string_view::npos) {
+            if (!errors.empty()) errors += "\n";
+            errors += line;
+        }
+        pos = end + 1;
+    }
+    return errors.empty() ? output : errors;
+}
+
+Simulation simulate(Operation op, const std::vector<std::string> & packages) {
+    std::vector<std::string> argv = apt_command(op, packages);
+    argv.insert(argv.begin() + 2, "-s");
+    // Simulation runs as any user: apt prints a note about it on stderr, nothing else changes.
+    ProcessResult r = run_process(argv, {{"LC_ALL", "C"}});
+    if (r.exit_status != 0) {
+        if (r.output.find("Unable to locate package") != std::string::npos) {
+            throw Error(ErrorCode::kNotFound, "apt does not know a package of " + std::string(operation_name(op)) +
+                                                  ": " + apt_errors(r.output),
+                        "run `apt-get update` to refresh the package lists");
+        }
+        throw Error(ErrorCode::kInvalidArgument, "apt cannot plan this:\n" + apt_errors(r.output),
+                    "read apt's explanation above; `apt-cache policy <package>` shows the versions apt sees");
+    }
+    return {parse_simulation(r.output), std::move(r.output)};
+}
+
+}  // namespace cortex::interpreter

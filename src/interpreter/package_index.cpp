@@ -1,1 +1,487 @@
-// work in progress (lead)
+#include "interpreter/package_index.h"
+
+#include <sqlite3.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/file_util.h"
+#include "core/string_util.h"
+#include "core/subprocess.h"
+#include "cortex/error.h"
+#include "cortex/llm.h"
+#include "interpreter/deb822.h"
+#include "interpreter/plan.h"
+
+namespace cortex::interpreter {
+
+// Bump when the tables change: an old cache is then rebuilt instead of misread.
+static constexpr const char * kSchema = "cortex-apt-index-2";
+
+// ---- Debian version order (Debian policy 5.6.12) ----
+
+static int order(char c) {
+    if (isdigit(static_cast<unsigned char>(c))) return 0;
+    if (isalpha(static_cast<unsigned char>(c))) return c;
+    if (c == '~') return -1;
+    if (c) return c + 256;
+    return 0;
+}
+
+static int compare_fragment(std::string_view a, std::string_view b) {
+    size_t i = 0, j = 0;
+    while (i < a.size() || j < b.size()) {
+        int first_diff = 0;
+        while ((i < a.size() && !isdigit(static_cast<unsigned char>(a[i]))) ||
+               (j < b.size() && !isdigit(static_cast<unsigned char>(b[j])))) {
+            int ac = i < a.size() ? order(a[i]) : 0;
+            int bc = j < b.size() ? order(b[j]) : 0;
+            if (ac != bc) return ac - bc;
+            ++i, ++j;
+        }
+        while (i < a.size() && a[i] == '0') ++i;
+        while (j < b.size() && b[j] == '0') ++j;
+        while (i < a.size() && isdigit(static_cast<unsigned char>(a[i])) && j < b.size() &&
+               isdigit(static_cast<unsigned char>(b[j]))) {
+            if (!first_diff) first_diff = a[i] - b[j];
+            ++i, ++j;
+        }
+        if (i < a.size() && isdigit(static_cast<unsigned char>(a[i]))) return 1;
+        if (j < b.size() && isdigit(static_cast<unsigned char>(b[j]))) return -1;
+        if (first_diff) return first_diff;
+    }
+    return 0;
+}
+
+int compare_debian_versions(std::string_view a, std::string_view b) {
+    auto split = [](std::string_view v, long & epoch, std::string_view & upstream, std::string_view & revision) {
+        epoch = 0;
+        if (size_t colon = v.find(':'); colon != std::string_view::npos) {
+            epoch = std::strtol(std::string(v.substr(0, colon)).c_str(), nullptr, 10);
+            v.remove_prefix(colon + 1);
+        }
+        size_t dash = v.rfind('-');
+        upstream = dash == std::string_view::npos ? v : v.substr(0, dash);
+        revision = dash == std::string_view::npos ? std::string_view() : v.substr(dash + 1);
+    };
+    long ea, eb;
+    std::string_view ua, ub, ra, rb;
+    split(a, ea, ua, ra);
+    split(b, eb, ub, rb);
+    if (ea != eb) return ea < eb ? -1 : 1;
+    if (int c = compare_fragment(ua, ub)) return c;
+    return compare_fragment(ra, rb);
+}
+
+// ---- SQLite handles ----
+
+struct DbClose {
+    void operator()(sqlite3 * db) const { sqlite3_close(db); }
+};
+struct StmtFinalize {
+    void operator()(sqlite3_stmt * s) const { sqlite3_finalize(s); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+
+static Error db_error(sqlite3 * db, const std::string & path, const std::string & what) {
+    return Error(ErrorCode::kIo, what + " in the package index cache " + path + ": " + sqlite3_errmsg(db),
+                 "delete " + path + "; Cortex rebuilds it from apt's lists");
+}
+
+static void exec(sqlite3 * db, const std::string & path, const char * sql) {
+    char * msg = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+        std::string m = msg ? msg : "unknown error";
+        sqlite3_free(msg);
+        throw Error(ErrorCode::kIo, "SQLite failed in the package index cache " + path + ": " + m,
+                    "delete " + path + "; Cortex rebuilds it from apt's lists");
+    }
+}
+
+static StmtPtr prepare(sqlite3 * db, const std::string & path, const char * sql) {
+    sqlite3_stmt * s = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) throw db_error(db, path, "a query failed");
+    return StmtPtr(s);
+}
+
+static std::string column_text(sqlite3_stmt * s, int i) {
+    const unsigned char * t = sqlite3_column_text(s, i);
+    return t ? reinterpret_cast<const char *>(t) : "";
+}
+
+// ---- apt's lists ----
+
+static std::string native_architecture() {
+    ProcessResult r = run_process({"dpkg", "--print-architecture"});
+    std::string arch = trim(r.output);
+    if (r.exit_status != 0 || arch.empty()) {
+        throw Error(ErrorCode::kIo, "dpkg --print-architecture failed", "Cortex needs a Debian system with dpkg");
+    }
+    return arch;
+}
+
+// apt keeps one Packages file per source, suite, component and architecture in its lists
+// directory, compressed as apt chose. Reading the directory costs microseconds where
+// `apt-get indextargets` costs most of a second.
+static std::vector<std::string> apt_package_lists(const std::string & dir) {
+    std::vector<std::string> lists;
+    if (DIR * d = opendir(dir.c_str())) {
+        while (dirent * e = readdir(d)) {
+            std::string_view name = e->d_name;
+            size_t at = name.find("_Packages");
+            if (at == std::string_view::npos || name.find(".diff") != std::string_view::npos) continue;
+            std::string_view ext = name.substr(at + 9);
+            if (ext.empty() || ext == ".lz4" || ext == ".xz" || ext == ".gz" || ext == ".zst" || ext == ".bz2") {
+                lists.push_back(dir + "/" + std::string(name));
+            }
+        }
+        closedir(d);
+    }
+    std::sort(lists.begin(), lists.end());
+    if (lists.empty()) {
+        throw Error(ErrorCode::kNotFound, "apt has no package lists in " + dir,
+                    "run `sudo apt-get update` to download them");
+    }
+    return lists;
+}
+
+static std::string read_list(const std::string & path) {
+    std::string text;
+    const bool compressed = !path.ends_with("Packages") && path.rfind('.') > path.rfind('/');
+    if (compressed) {
+        // apt's own helper knows every compression apt uses.
+        ProcessResult r = run_process({"/usr/lib/apt/apt-helper", "cat-file", path});
+        if (r.exit_status != 0) throw Error(ErrorCode::kIo, "cannot read apt list " + path, "run `sudo apt-get update`");
+        return std::move(r.output);
+    }
+    if (!read_file(path, text)) throw Error(ErrorCode::kNotFound, "package list " + path + " does not exist", "run `sudo apt-get update`");
+    return text;
+}
+
+static std::string cache_key(const std::vector<std::string> & lists, const std::string & arch) {
+    std::string key = std::string(kSchema) + " " + arch;
+    for (const std::string & path : lists) {
+        struct stat st {};
+        if (stat(path.c_str(), &st) != 0) continue;
+        key += "\n" + path + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+               std::to_string(st.st_mtim.tv_nsec);
+    }
+    return key;
+}
+
+// ---- the index ----
+
+struct PackageIndex::Impl {
+    DbPtr db;
+    std::string path;
+    std::string arch;
+    bool rebuilt = false;
+    double build_ms = 0;
+    size_t size = 0;
+    std::unordered_map<std::string, std::string> installed;  // name -> version
+    mutable std::vector<std::string> names;                  // loaded on first typo search
+
+    PackageRecord record_from_row(sqlite3_stmt * s) const {
+        PackageRecord r;
+        r.name = column_text(s, 0);
+        r.version = column_text(s, 1);
+        r.architecture = column_text(s, 2);
+        r.section = column_text(s, 3);
+        r.priority = column_text(s, 4);
+        r.summary = column_text(s, 5);
+        r.download_bytes = static_cast<uint64_t>(sqlite3_column_int64(s, 6));
+        r.installed_bytes = static_cast<uint64_t>(sqlite3_column_int64(s, 7));
+        r.essential = sqlite3_column_int(s, 8) != 0;
+        if (auto it = installed.find(r.name); it != installed.end()) r.installed_version = it->second;
+        return r;
+    }
+};
+
+static constexpr const char * kRecordColumns =
+    "p.name, p.version, p.arch, p.section, p.priority, p.summary, p.size, p.isize, p.essential";
+
+static void build_cache(const std::string & path, const std::vector<std::string> & lists, const std::string & arch,
+                        const std::string & key) {
+    const std::string tmp = path + ".tmp." + std::to_string(getpid());
+    unlink(tmp.c_str());
+    sqlite3 * raw = nullptr;
+    if (sqlite3_open(tmp.c_str(), &raw) != SQLITE_OK) {
+        DbPtr guard(raw);
+        throw db_error(raw, tmp, "cannot create the cache");
+    }
+    DbPtr db(raw);
+    exec(db.get(), tmp,
+         "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;"
+         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+         "CREATE TABLE packages(id INTEGER PRIMARY KEY, name TEXT, version TEXT, arch TEXT, section TEXT,"
+         " priority TEXT, summary TEXT, size INTEGER, isize INTEGER, essential INTEGER, best INTEGER);"
+         "CREATE VIRTUAL TABLE fts USING fts5(name, summary, description, content='', tokenize='porter unicode61');");
+    StmtPtr insert = prepare(db.get(), tmp,
+                             "INSERT INTO packages(name, version, arch, section, priority, summary, size, isize, "
+                             "essential, best) VALUES(?,?,?,?,?,?,?,?,?,0)");
+    struct Best {
+        int64_t id;
+        std::string version;
+        std::string summary;
+        std::string description;
+    };
+    std::unordered_map<std::string, Best> best;
+    for (const std::string & list : lists) {
+        const std::string text = read_list(list);
+        for_each_deb822_record(text, [&](const Deb822Record & r) {
+            std::string_view name = r.get("Package"), version = r.get("Version"), a = r.get("Architecture");
+            if (name.empty() || version.empty() || (a != arch && a != "all")) return;
+            std::string_view description = r.get("Description");
+            std::string_view summary = description.substr(0, description.find('\n'));
+            auto bind = [&](int i, std::string_view v) {
+                sqlite3_bind_text(insert.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+            };
+            bind(1, name);
+            bind(2, version);
+            bind(3, a);
+            bind(4, r.get("Section"));
+            bind(5, r.get("Priority"));
+            bind(6, summary);
+            sqlite3_bind_int64(insert.get(), 7, std::strtoll(std::string(r.get("Size")).c_str(), nullptr, 10));
+            sqlite3_bind_int64(insert.get(), 8,
+                               1024 * std::strtoll(std::string(r.get("Installed-Size")).c_str(), nullptr, 10));
+            sqlite3_bind_int(insert.get(), 9, r.get("Essential") == "yes");
+            if (sqlite3_step(insert.get()) != SQLITE_DONE) throw db_error(db.get(), tmp, "an insert failed");
+            sqlite3_reset(insert.get());
+            const int64_t id = sqlite3_last_insert_rowid(db.get());
+            auto [it, fresh] = best.try_emplace(std::string(name));
+            if (fresh || compare_debian_versions(version, it->second.version) > 0) {
+                it->second = {id, std::string(version), std::string(summary),
+                              std::string(description.substr(std::min(description.size(), summary.size())))};
+            }
+        });
+    }
+    StmtPtr mark = prepare(db.get(), tmp, "UPDATE packages SET best = 1 WHERE id = ?");
+    StmtPtr fts = prepare(db.get(), tmp, "INSERT INTO fts(rowid, name, summary, description) VALUES(?,?,?,?)");
+    for (const auto & [name, b] : best) {
+        sqlite3_bind_int64(mark.get(), 1, b.id);
+        if (sqlite3_step(mark.get()) != SQLITE_DONE) throw db_error(db.get(), tmp, "an update failed");
+        sqlite3_reset(mark.get());
+        // Names are indexed with '-' and '.' as spaces too, so "python dev" finds python3-dev.
+        sqlite3_bind_int64(fts.get(), 1, b.id);
+        sqlite3_bind_text(fts.get(), 2, name.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(fts.get(), 3, b.summary.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(fts.get(), 4, b.description.c_str(), -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(fts.get()) != SQLITE_DONE) throw db_error(db.get(), tmp, "an insert failed");
+        sqlite3_reset(fts.get());
+    }
+    exec(db.get(), tmp, "CREATE INDEX packages_name ON packages(name, best);");
+    StmtPtr meta = prepare(db.get(), tmp, "INSERT INTO meta(key, value) VALUES('key', ?), ('count', ?)");
+    sqlite3_bind_text(meta.get(), 1, key.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(meta.get(), 2, static_cast<int64_t>(best.size()));
+    if (sqlite3_step(meta.get()) != SQLITE_DONE) throw db_error(db.get(), tmp, "an insert failed");
+    exec(db.get(), tmp, "COMMIT;");
+    insert.reset();
+    mark.reset();
+    fts.reset();
+    meta.reset();
+    db.reset();
+    // Readers see the old cache or the new one, never half of one.
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+        unlink(tmp.c_str());
+        throw Error(ErrorCode::kIo, "cannot write the package index cache " + path, "check the permissions of its directory");
+    }
+}
+
+static DbPtr open_readonly(const std::string & path) {
+    sqlite3 * raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+    DbPtr db(raw);
+    if (rc != SQLITE_OK) return nullptr;
+    return db;
+}
+
+static std::string stored_key(sqlite3 * db, size_t * count) {
+    sqlite3_stmt * raw = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT key, value FROM meta", -1, &raw, nullptr) != SQLITE_OK) return "";
+    StmtPtr s(raw);
+    std::string key;
+    while (sqlite3_step(s.get()) == SQLITE_ROW) {
+        std::string k = column_text(s.get(), 0);
+        if (k == "key") key = column_text(s.get(), 1);
+        if (k == "count") *count = static_cast<size_t>(sqlite3_column_int64(s.get(), 1));
+    }
+    return key;
+}
+
+std::unique_ptr<PackageIndex> PackageIndex::open(const IndexOptions & options) {
+    auto impl = std::make_unique<Impl>();
+    impl->arch = options.architecture.empty() ? native_architecture() : options.architecture;
+    const std::vector<std::string> lists = options.package_lists.empty() ? apt_package_lists(options.lists_dir) : options.package_lists;
+    const std::string dir = options.cache_dir.empty() ? llm::cortex_home() + "/cache" : options.cache_dir;
+    make_dirs(dir);
+    impl->path = dir + "/apt-index.db";
+    const std::string key = cache_key(lists, impl->arch);
+
+    impl->db = open_readonly(impl->path);
+    if (!impl->db || stored_key(impl->db.get(), &impl->size) != key) {
+        impl->db.reset();
+        const auto start = std::chrono::steady_clock::now();
+        build_cache(impl->path, lists, impl->arch, key);
+        impl->build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        impl->rebuilt = true;
+        impl->db = open_readonly(impl->path);
+        if (!impl->db || stored_key(impl->db.get(), &impl->size) != key) {
+            throw Error(ErrorCode::kIo, "cannot read the package index cache " + impl->path + " just built",
+                        "delete it and try again; check free disk space");
+        }
+    }
+    for (const InstalledPackage & p : read_installed_packages(options.dpkg_status)) {
+        if (p.architecture == impl->arch || p.architecture == "all") impl->installed[p.name] = p.version;
+    }
+    return std::unique_ptr<PackageIndex>(new PackageIndex(std::move(impl)));
+}
+
+PackageIndex::PackageIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PackageIndex::~PackageIndex() = default;
+
+size_t PackageIndex::size() const { return impl_->size; }
+bool PackageIndex::rebuilt() const { return impl_->rebuilt; }
+double PackageIndex::build_ms() const { return impl_->build_ms; }
+const std::string & PackageIndex::path() const { return impl_->path; }
+const std::string & PackageIndex::architecture() const { return impl_->arch; }
+
+std::optional<PackageRecord> PackageIndex::find(std::string_view name) const {
+    static const std::string sql = std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.best = 1";
+    StmtPtr s = prepare(impl_->db.get(), impl_->path, sql.c_str());
+    sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
+    return impl_->record_from_row(s.get());
+}
+
+std::optional<PackageRecord> PackageIndex::find_version(std::string_view name, std::string_view version) const {
+    static const std::string sql = std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.version = ?";
+    StmtPtr s = prepare(impl_->db.get(), impl_->path, sql.c_str());
+    sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(s.get(), 2, version.data(), static_cast<int>(version.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
+    return impl_->record_from_row(s.get());
+}
+
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions: "ngnix"),
+// giving up early beyond `limit`.
+static int edit_distance(std::string_view a, std::string_view b, int limit) {
+    const int n = static_cast<int>(a.size()), m = static_cast<int>(b.size());
+    if (std::abs(n - m) > limit) return limit + 1;
+    std::vector<int> prev2(m + 1), prev(m + 1), cur(m + 1);
+    for (int j = 0; j <= m; ++j) prev[j] = j;
+    for (int i = 1; i <= n; ++i) {
+        cur[0] = i;
+        int row_min = cur[0];
+        for (int j = 1; j <= m; ++j) {
+            const int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+            row_min = std::min(row_min, cur[j]);
+        }
+        if (row_min > limit) return limit + 1;
+        std::swap(prev2, prev);
+        std::swap(prev, cur);
+    }
+    return prev[m];
+}
+
+std::vector<std::string> PackageIndex::similar_names(std::string_view word, int max_distance) const {
+    if (impl_->names.empty()) {
+        StmtPtr s = prepare(impl_->db.get(), impl_->path, "SELECT name FROM packages WHERE best = 1");
+        while (sqlite3_step(s.get()) == SQLITE_ROW) impl_->names.push_back(column_text(s.get(), 0));
+    }
+    std::vector<std::pair<int, const std::string *>> found;
+    for (const std::string & name : impl_->names) {
+        int d = edit_distance(word, name, max_distance);
+        if (d <= max_distance && d > 0) found.emplace_back(d, &name);
+    }
+    std::sort(found.begin(), found.end(), [](const auto & x, const auto & y) {
+        if (x.first != y.first) return x.first < y.first;
+        if (x.second->size() != y.second->size()) return x.second->size() < y.second->size();
+        return *x.second < *y.second;
+    });
+    std::vector<std::string> out;
+    for (const auto & f : found) out.push_back(*f.second);
+    return out;
+}
+
+// Words of a query as FTS5 terms: lower case, letters and digits only (FTS5 syntax characters
+// such as '"', '*', ':' or '^' can never reach the MATCH expression).
+static std::vector<std::string> query_terms(std::string_view query) {
+    std::vector<std::string> terms;
+    std::string cur;
+    for (char c : query) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (isalnum(u)) {
+            cur += static_cast<char>(tolower(u));
+        } else if (!cur.empty()) {
+            terms.push_back(std::move(cur));
+            cur.clear();
+        }
+    }
+    if (!cur.empty()) terms.push_back(std::move(cur));
+    return terms;
+}
+
+std::vector<SearchHit> PackageIndex::search(std::string_view query, int limit) const {
+    std::vector<SearchHit> hits;
+    auto seen = [&](const std::string & name) {
+        return std::any_of(hits.begin(), hits.end(), [&](const SearchHit & h) { return h.package.name == name; });
+    };
+    const std::string q = to_lower(trim(std::string(query)));
+    if (q.empty() || limit <= 0) return hits;
+    if (auto exact = find(q)) hits.push_back({*exact, 1000, "exact name"});
+    // A single word that is no package is most likely a typo of one.
+    if (hits.empty() && q.find(' ') == std::string::npos && q.size() >= 3) {
+        const int max_distance = q.size() <= 4 ? 1 : 2;
+        for (const std::string & name : similar_names(q, max_distance)) {
+            if (auto r = find(name)) hits.push_back({*r, 500.0 - edit_distance(q, name, max_distance) * 100, "similar name"});
+            if (static_cast<int>(hits.size()) >= 3) break;
+        }
+    }
+    const std::vector<std::string> terms = query_terms(q);
+    if (terms.empty()) return hits;
+    std::string match;
+    for (const std::string & t : terms) match += (match.empty() ? "\"" : " OR \"") + t + "\"";
+    static const std::string sql = std::string("SELECT ") + kRecordColumns +
+                                   ", bm25(fts, 10.0, 4.0, 1.0) AS rank FROM fts JOIN packages p ON p.id = fts.rowid "
+                                   "WHERE fts MATCH ? ORDER BY rank LIMIT 200";
+    StmtPtr s = prepare(impl_->db.get(), impl_->path, sql.c_str());
+    sqlite3_bind_text(s.get(), 1, match.c_str(), -1, SQLITE_TRANSIENT);
+    std::vector<SearchHit> ranked;
+    while (sqlite3_step(s.get()) == SQLITE_ROW) {
+        PackageRecord r = impl_->record_from_row(s.get());
+        double score = -sqlite3_column_double(s.get(), 9);  // bm25: lower is better
+        // What BM25 cannot know: debug symbols, docs and libraries are rarely what a person
+        // asks for by description; dummy transitional packages never are.
+        const std::string & n = r.name;
+        const bool asks_lib = std::find(terms.begin(), terms.end(), "library") != terms.end() ||
+                              std::find(terms.begin(), terms.end(), "lib") != terms.end();
+        if (n.ends_with("-dbg") || n.ends_with("-dbgsym") || n.ends_with("-doc")) score *= 0.3;
+        if (!asks_lib && n.starts_with("lib")) score *= 0.5;
+        if (r.summary.find("transitional") != std::string::npos || r.summary.find("dummy") != std::string::npos) score *= 0.2;
+        for (const std::string & t : terms) {
+            if (n == t) score *= 2.0;
+        }
+        if (r.priority == "required" || r.priority == "important" || r.priority == "standard") score *= 1.2;
+        ranked.push_back({std::move(r), score, "description"});
+    }
+    std::stable_sort(ranked.begin(), ranked.end(), [](const SearchHit & a, const SearchHit & b) { return a.score > b.score; });
+    for (SearchHit & h : ranked) {
+        if (static_cast<int>(hits.size()) >= limit) break;
+        if (!seen(h.package.name)) hits.push_back(std::move(h));
+    }
+    if (static_cast<int>(hits.size()) > limit) hits.resize(limit);
+    return hits;
+}
+
+}  // namespace cortex::interpreter

@@ -1,5 +1,7 @@
 #include "interpreter/plan.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -54,6 +56,70 @@ nlohmann::json Plan::to_json() const {
             {"chosen_by", chosen_by},
             {"reason", reason},
             {"notes", notes}};
+}
+
+std::string human_bytes(double bytes) {
+    const char * units[] = {"B", "kB", "MB", "GB", "TB"};
+    const bool negative = bytes < 0;
+    if (negative) bytes = -bytes;
+    int u = 0;
+    while (bytes >= 1000 && u < 4) bytes /= 1000, ++u;
+    char buf[32];
+    snprintf(buf, sizeof buf, u == 0 ? "%s%.0f %s" : "%s%.1f %s", negative ? "-" : "", bytes, units[u]);
+    return buf;
+}
+
+std::string Plan::to_text() const {
+    std::string out;
+    char line[512];
+    size_t name_w = 7, version_w = 7;
+    for (const PackageChange & c : changes) {
+        name_w = std::max(name_w, c.name.size());
+        version_w = std::max(version_w, (c.new_version.empty() ? c.old_version : c.new_version).size());
+    }
+    if (!changes.empty()) {
+        snprintf(line, sizeof line, "  %-*s  %-9s  %-*s  %10s  %10s\n", static_cast<int>(name_w), "Package", "Action",
+                 static_cast<int>(version_w), "Version", "Download", "Disk");
+        out += line;
+        int counts[5] = {0, 0, 0, 0, 0};
+        for (const PackageChange & c : changes) {
+            ++counts[static_cast<int>(c.kind)];
+            const std::string version = c.new_version.empty() ? c.old_version : c.new_version;
+            snprintf(line, sizeof line, "  %-*s  %-9s  %-*s  %10s  %10s%s\n", static_cast<int>(name_w), c.name.c_str(),
+                     change_kind_name(c.kind), static_cast<int>(version_w), version.c_str(),
+                     c.download_bytes ? human_bytes(static_cast<double>(c.download_bytes)).c_str() : "-",
+                     (c.disk_delta_bytes > 0 ? "+" + human_bytes(static_cast<double>(c.disk_delta_bytes))
+                                             : human_bytes(static_cast<double>(c.disk_delta_bytes))).c_str(),
+                     c.requested ? "" : (c.kind == PackageChange::Kind::kRemove ? "  (dependent)" : "  (dependency)"));
+            out += line;
+        }
+        out += "\n";
+        snprintf(line, sizeof line, "  %d to install, %d to upgrade, %d to downgrade, %d to remove\n", counts[0], counts[1],
+                 counts[2], counts[4]);
+        out += line;
+        out += "  Download " + human_bytes(static_cast<double>(download_bytes)) + ", disk space " +
+               (disk_delta_bytes >= 0 ? "+" : "") + human_bytes(static_cast<double>(disk_delta_bytes)) + "\n";
+    }
+    auto list = [](const std::vector<std::string> & v) {
+        std::string s;
+        for (const std::string & x : v) s += (s.empty() ? "" : ", ") + x;
+        return s;
+    };
+    if (!services.empty()) out += "  Services started on installation: " + list(services) + "\n";
+    if (!already_done.empty()) {
+        out += std::string("  ") + (operation == Operation::kInstall ? "Already installed: " : "Not installed: ") +
+               list(already_done) + "\n";
+    }
+    for (const std::string & n : notes) out += "  Note: " + n + "\n";
+    if (!commands.empty()) {
+        out += "\nCommands:\n";
+        for (const auto & argv : commands) {
+            std::string cmd;
+            for (const std::string & a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+            out += "  " + cmd + "\n";
+        }
+    }
+    return out;
 }
 
 Plan Plan::from_json(const nlohmann::json & j) {

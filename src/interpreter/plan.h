@@ -46,8 +46,13 @@ struct Plan {
 
     bool empty() const { return changes.empty(); }
     nlohmann::json to_json() const;
+    // For people: the table of changes, totals, services and the commands.
+    std::string to_text() const;
     static Plan from_json(const nlohmann::json & j);  // throws Error(kInvalidArgument)
 };
+
+// "641 kB", "1.6 MB" (powers of 1000, as apt prints them).
+std::string human_bytes(double bytes);
 
 // The installed version of every package (name:arch -> version) from /var/lib/dpkg/status, or
 // from `status_path` in tests. Names of the native architecture and "all" appear without ":arch".
