@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <map>
 #include <set>
 
+#include "core/subprocess.h"
 #include "cortex/error.h"
 
 extern char ** environ;
@@ -51,24 +51,6 @@ struct SpawnActions {
     SpawnActions() { posix_spawn_file_actions_init(&a); }
     ~SpawnActions() { posix_spawn_file_actions_destroy(&a); }
 };
-
-bool find_on_path(const std::string & program) {
-    const char * path = getenv("PATH");
-    std::string dirs = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    size_t start = 0;
-    while (start <= dirs.size()) {
-        size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
-        std::string dir = dirs.substr(start, end - start);
-        std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-        struct stat st {};
-        if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0) {
-            return true;
-        }
-        start = end + 1;
-    }
-    return false;
-}
 
 std::string join(const std::vector<std::string> & argv) {
     std::string out;
@@ -314,7 +296,7 @@ ExecuteResult execute_plan(const Plan & plan, const ExecuteOptions & options) {
     }
     std::vector<std::string> prefix;
     if (!plan.commands.empty() && geteuid() != 0) {
-        if (!find_on_path("sudo")) {
+        if (!program_on_path("sudo")) {
             throw Error(ErrorCode::kInvalidArgument, "changing packages needs root, and sudo was not found on PATH",
                         "run it as root or install sudo");
         }
