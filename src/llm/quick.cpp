@@ -9,29 +9,25 @@
 #include "cortex/config.h"
 #include "cortex/llm.h"
 #include "cortex/preload.h"
+#include "route.h"
 
 namespace cortex::llm {
-namespace {
 
-
-Result run(const std::string & model, const std::function<Result(preload::Client &)> & remote,
-           const std::function<Result(Model &)> & local) {
-    const Settings settings = Settings::load();
-    // Never destroyed: models may still be in use by other static objects at exit.
-    static ModelManager * manager = new ModelManager(settings.models_dir());
-    // default_model_name() reads the settings again, so only for its error.
-    const std::string name = !model.empty() ? model : !settings.model().empty() ? settings.model() : default_model_name();
+Result run_routed(const std::string & model, const Settings & settings, ModelManager & manager,
+                  const std::function<Result(preload::Client &)> & remote,
+                  const std::function<Result(Model &)> & local, std::string * route) {
     const std::string mode = preload::preload_mode();
     if (mode != "off") {
         if (auto client = preload::Client::connect(settings.preload_socket())) {
             preload::DaemonStatus status = client->status();
             std::string path;
             try {
-                path = manager->resolve(name);
+                path = manager.resolve(model);
             } catch (const Error &) {
             }
-            if (status.model_name == name || (!path.empty() && canonical_path(path) == canonical_path(status.model_path))) {
+            if (status.model_name == model || (!path.empty() && canonical_path(path) == canonical_path(status.model_path))) {
                 try {
+                    if (route) *route = "daemon";
                     return remote(*client);
                 } catch (const Error & e) {
                     // The daemon went away mid-request: in auto mode the answer comes from here.
@@ -40,11 +36,24 @@ Result run(const std::string & model, const std::function<Result(preload::Client
             }
         }
         if (mode == "required") {
-            throw Error(ErrorCode::kNotFound, "no preload daemon serves '" + name + "' on " + settings.preload_socket(),
-                        "start one: cortex-preload start --model " + name + " (or unset CORTEX_PRELOAD)");
+            throw Error(ErrorCode::kNotFound, "no preload daemon serves '" + model + "' on " + settings.preload_socket(),
+                        "start one: cortex-preload start --model " + model + " (or unset CORTEX_PRELOAD)");
         }
     }
-    return local(*manager->load_model(name, settings.model_config()));
+    if (route) *route = "in-process";
+    return local(*manager.load_model(model, settings.model_config()));
+}
+
+namespace {
+
+Result run(const std::string & model, const std::function<Result(preload::Client &)> & remote,
+           const std::function<Result(Model &)> & local) {
+    const Settings settings = Settings::load();
+    // Never destroyed: models may still be in use by other static objects at exit.
+    static ModelManager * manager = new ModelManager(settings.models_dir());
+    // default_model_name() reads the settings again, so only for its error.
+    const std::string name = !model.empty() ? model : !settings.model().empty() ? settings.model() : default_model_name();
+    return run_routed(name, settings, *manager, remote, local);
 }
 
 }  // namespace
