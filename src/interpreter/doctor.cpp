@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "core/file_util.h"
+#include "core/subprocess.h"
 #include "cortex/models.h"
 #include "cortex/preload.h"
 #include "ggml-backend.h"
@@ -229,23 +230,9 @@ Check check_apt_index() {
     return make("apt package index", Check::kOk, detail);
 }
 
-bool on_path(const std::string & program) {
-    const char * path = getenv("PATH");
-    std::string dirs = path ? path : "/usr/bin:/bin";
-    size_t pos = 0;
-    while (pos <= dirs.size()) {
-        size_t end = dirs.find(':', pos);
-        if (end == std::string::npos) end = dirs.size();
-        const std::string file = (end > pos ? dirs.substr(pos, end - pos) : ".") + "/" + program;
-        if (access(file.c_str(), X_OK) == 0) return true;
-        pos = end + 1;
-    }
-    return false;
-}
-
 Check check_privileges() {
     if (geteuid() == 0) return make("privileges", Check::kOk, "running as root: --execute runs apt-get directly");
-    if (on_path("sudo"))
+    if (program_on_path("sudo"))
         return make("privileges", Check::kOk,
                     "sudo is available: --execute runs apt-get through it (it may ask for your password)");
     return make("privileges", Check::kWarn,

@@ -59,6 +59,7 @@ class LlamaCppProvider : public Provider {
             Clock::now() + std::chrono::milliseconds(static_cast<long>(request.timeout_s * 1000));
         bool user_cancelled = false;
         bool timed_out = false;
+        bool streamed = false;
         llm::TokenCallback on_token = [&](std::string_view piece) {
             if (request.cancel && request.cancel->load()) {
                 user_cancelled = true;
@@ -68,6 +69,7 @@ class LlamaCppProvider : public Provider {
                 timed_out = true;
                 return false;
             }
+            streamed = true;
             if (request.on_token && !request.on_token(piece)) {
                 user_cancelled = true;
                 return false;
@@ -77,9 +79,20 @@ class LlamaCppProvider : public Provider {
 
         ProviderReply reply;
         reply.model = model;
-        reply.result = llm::run_routed(
-            model, settings_, *manager_, [&](preload::Client & c) { return c.chat(request.messages, gen, on_token); },
-            [&](llm::Model & m) { return m.chat(request.messages, gen, on_token); }, &reply.route);
+        auto remote = [&](preload::Client & c) {
+            try {
+                return c.chat(request.messages, gen, on_token);
+            } catch (const Error & e) {
+                // run_routed() answers again in-process when the daemon is lost (kIo); once part of
+                // the answer went to the caller, a second answer would follow half of the first.
+                if (e.code() != ErrorCode::kIo || !streamed) throw;
+                throw Error(ErrorCode::kNetwork, "the preload daemon went away in the middle of the answer",
+                            "run the command again (it loads the model in-process while no daemon runs); see: "
+                            "cortex-preload status");
+            }
+        };
+        auto local = [&](llm::Model & m) { return m.chat(request.messages, gen, on_token); };
+        reply.result = llm::run_routed(model, settings_, *manager_, remote, local, &reply.route);
         if (user_cancelled) throw cancelled();
         if (timed_out) {
             throw Error(

@@ -1,57 +1,18 @@
 // What the model is told about this system: from /etc/os-release, dpkg and uname, read once
-// per call without a shell.
+// per call, without a shell.
 #include "interpreter/system_info.h"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <map>
 
 #include "core/file_util.h"
 #include "core/string_util.h"
+#include "core/subprocess.h"
 #include "cortex/error.h"
-
-extern char ** environ;
 
 namespace cortex::interpreter {
 namespace {
-
-// The first line of a program's standard output ("" when it cannot run). Fixed argv, no shell.
-std::string first_line_of(const std::vector<std::string> & args) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return "";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    std::vector<char *> argv;
-    for (const auto & a : args) argv.push_back(const_cast<char *>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    std::string out;
-    if (rc == 0) {
-        char buf[256];
-        for (;;) {
-            ssize_t n = read(fds[0], buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            out.append(buf, static_cast<size_t>(n));
-        }
-        int status = 0;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out.clear();
-    }
-    close(fds[0]);
-    return trim(out.substr(0, out.find('\n')));
-}
 
 // PRETTY_NAME of an os-release file: KEY=value lines, values optionally double-quoted.
 std::string pretty_name(const std::string & path) {
@@ -86,7 +47,12 @@ SystemInfo detect_system(const std::string & os_release) {
     utsname u{};
     const bool have_uname = uname(&u) == 0;
     // dpkg's architecture is the one packages are chosen for (i386 userland on an amd64 kernel).
-    info.architecture = first_line_of({"dpkg", "--print-architecture"});
+    try {
+        const ProcessResult r = run_process({"dpkg", "--print-architecture"});
+        if (r.exit_status == 0) info.architecture = trim(r.output.substr(0, r.output.find('\n')));
+    } catch (const Error &) {
+        // No dpkg: uname's name below.
+    }
     if (info.architecture.empty()) info.architecture = have_uname ? u.machine : "unknown";
     info.kernel = have_uname ? u.release : "unknown";
     return info;
