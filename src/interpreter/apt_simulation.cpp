@@ -2,7 +2,9 @@
 
 #include <regex>
 
+#include "core/file_util.h"
 #include "core/subprocess.h"
+#include "cortex/llm.h"
 #include "cortex/error.h"
 
 namespace cortex::interpreter {
@@ -20,8 +22,16 @@ std::vector<std::string> apt_command(Operation op, const std::vector<std::string
                     "name at least one package");
     }
     std::vector<std::string> argv = {"apt-get", operation_name(op), "-y", "-q"};
-    // An install must never remove anything: a conflict that needs a removal fails instead.
-    if (op == Operation::kInstall) argv.push_back("--no-remove");
+    if (op == Operation::kInstall) {
+        // An install must never remove anything: a conflict that needs a removal fails instead.
+        argv.push_back("--no-remove");
+        // With no terminal, a question about a locally changed configuration file would fail
+        // the run; keep the user's file, as apt's default answer does.
+        for (const char * o : {"Dpkg::Options::=--force-confdef", "Dpkg::Options::=--force-confold"}) {
+            argv.push_back("-o");
+            argv.push_back(o);
+        }
+    }
     for (const std::string & p : packages) {
         if (!valid_package_argument(p)) {
             throw Error(ErrorCode::kInvalidArgument, "'" + p + "' is not a Debian package name",
@@ -30,6 +40,18 @@ std::vector<std::string> apt_command(Operation op, const std::vector<std::string
         argv.push_back(p);
     }
     return argv;
+}
+
+std::vector<std::string> command_packages(const std::vector<std::string> & argv) {
+    std::vector<std::string> packages;
+    for (size_t i = 2; i < argv.size(); ++i) {
+        if (argv[i] == "-o") {
+            ++i;  // the option's value
+        } else if (!argv[i].starts_with("-")) {
+            packages.push_back(argv[i]);
+        }
+    }
+    return packages;
 }
 
 // "Inst nginx-common (1.22.1-9 Debian:12.5/stable [all])"
@@ -78,25 +100,54 @@ std::vector<PackageChange> parse_simulation(const std::string & output) {
     return out;
 }
 
-static std::string apt_errors(const std::string & output) {
-    std::string errors;
+// apt's explanation, without the progress lines, at most `max_lines` lines.
+static std::string apt_errors(const std::string & output, size_t max_lines = 12) {
+    std::vector<std::string_view> lines;
     size_t pos = 0;
     while (pos < output.size()) {
         size_t end = output.find('\n', pos);
         if (end == std::string::npos) end = output.size();
         std::string_view line(output.data() + pos, end - pos);
-        if (line.starts_with("E: ") || line.starts_with("  ") || line.find("Depends:") != std::string_view::npos) {
-            if (!errors.empty()) errors += "\n";
-            errors += line;
+        if (line.starts_with("E: ") || line.starts_with(" ") || line.find("Depends:") != std::string_view::npos) {
+            lines.push_back(line);
         }
         pos = end + 1;
+    }
+    std::string errors;
+    for (size_t i = 0; i < lines.size() && i < max_lines; ++i) errors += (errors.empty() ? "" : "\n") + std::string(lines[i]);
+    // apt's final "E:" line says what happened; keep it even when the detail is cut.
+    if (lines.size() > max_lines) {
+        errors += "\n  ... " + std::to_string(lines.size() - max_lines) + " more lines ...\n" + std::string(lines.back());
     }
     return errors.empty() ? output : errors;
 }
 
+// Where apt may keep its binary cache for our simulations. Container images often disable
+// apt's cache (Dir::Cache::pkgcache ""), and then every apt-get rebuilds it from the lists:
+// most of a second each time. Empty: apt's own cache is enabled, use it.
+static std::string simulation_pkgcache() {
+    static const std::string path = [] {
+        ProcessResult r = run_process({"apt-config", "shell", "X", "Dir::Cache::pkgcache"});
+        if (r.exit_status != 0 || r.output.find("X=''") == std::string::npos) return std::string();
+        const std::string dir = llm::cortex_home() + "/cache";
+        try {
+            make_dirs(dir);
+        } catch (const Error &) {
+            return std::string();  // only slower
+        }
+        return dir + "/apt-pkgcache.bin";
+    }();
+    return path;
+}
+
 Simulation simulate(Operation op, const std::vector<std::string> & packages) {
     std::vector<std::string> argv = apt_command(op, packages);
-    argv.insert(argv.begin() + 2, "-s");
+    // -s instead of -y: with -y apt refuses outright to simulate removing essential packages,
+    // and the planner must see that transaction to explain its own refusal.
+    argv[2] = "-s";
+    if (const std::string cache = simulation_pkgcache(); !cache.empty()) {
+        argv.insert(argv.begin() + 3, {"-o", "Dir::Cache::pkgcache=" + cache});
+    }
     // Simulation runs as any user: apt prints a note about it on stderr, nothing else changes.
     ProcessResult r = run_process(argv, {{"LC_ALL", "C"}});
     if (r.exit_status != 0) {
@@ -104,6 +155,12 @@ Simulation simulate(Operation op, const std::vector<std::string> & packages) {
             throw Error(ErrorCode::kNotFound, "apt does not know a package of " + std::string(operation_name(op)) +
                                                   ": " + apt_errors(r.output),
                         "run `apt-get update` to refresh the package lists");
+        }
+        if (op == Operation::kRemove && r.output.find("generated breaks") != std::string::npos) {
+            throw Error(ErrorCode::kInvalidArgument,
+                        "refused: removing this would break packages the system needs; apt finds no way to do it:\n" +
+                            apt_errors(r.output, 6),
+                        "Cortex does not remove what the base system depends on");
         }
         throw Error(ErrorCode::kInvalidArgument, "apt cannot plan this:\n" + apt_errors(r.output),
                     "read apt's explanation above; `apt-cache policy <package>` shows the versions apt sees");

@@ -15,6 +15,9 @@ namespace cortex::interpreter {
 // so that no argument can ever be read as an option.
 std::vector<std::string> apt_command(Operation op, const std::vector<std::string> & packages);
 
+// The package arguments of an apt_command() argv (options and their values skipped).
+std::vector<std::string> command_packages(const std::vector<std::string> & argv);
+
 struct Simulation {
     std::vector<PackageChange> changes;  // sizes are 0: the planner fills them from the index
     std::string output;                  // apt's whole output

@@ -82,8 +82,18 @@ std::string Plan::to_text() const {
                  static_cast<int>(version_w), "Version", "Download", "Disk");
         out += line;
         int counts[5] = {0, 0, 0, 0, 0};
+        // A desktop application can pull in hundreds of libraries; the user's own packages are
+        // always shown, the first dependencies after them, the rest counted (--json has all).
+        constexpr size_t kMaxRows = 30;
+        size_t shown = 0, hidden = 0;
+        for (const PackageChange & c : changes) shown += c.requested;
         for (const PackageChange & c : changes) {
             ++counts[static_cast<int>(c.kind)];
+            if (!c.requested && shown >= kMaxRows) {
+                ++hidden;
+                continue;
+            }
+            shown += !c.requested;
             const std::string version = c.new_version.empty() ? c.old_version : c.new_version;
             snprintf(line, sizeof line, "  %-*s  %-9s  %-*s  %10s  %10s%s\n", static_cast<int>(name_w), c.name.c_str(),
                      change_kind_name(c.kind), static_cast<int>(version_w), version.c_str(),
@@ -93,6 +103,7 @@ std::string Plan::to_text() const {
                      c.requested ? "" : (c.kind == PackageChange::Kind::kRemove ? "  (dependent)" : "  (dependency)"));
             out += line;
         }
+        if (hidden) out += "  ... and " + std::to_string(hidden) + " more dependencies (--json lists them all)\n";
         out += "\n";
         snprintf(line, sizeof line, "  %d to install, %d to upgrade, %d to downgrade, %d to remove\n", counts[0], counts[1],
                  counts[2], counts[4]);

@@ -161,8 +161,9 @@ Planner::Choice Planner::choose(Operation op, const std::string & request) {
     }
     if (options_.provider) return ask_model(op, request, candidates);
     Choice c{{candidates[0].package.name}, "package index", "best match in the package index: " + candidates[0].package.summary, {}};
-    c.notes.push_back("no language model is set up, so the package index alone chose; for better answers: "
-                      "cortex-model download recommended");
+    c.notes.push_back("no language model was asked" +
+                      (options_.no_model_reason.empty() ? std::string(" (--no-model)") : ": " + options_.no_model_reason) +
+                      "; the package index alone chose");
     std::vector<std::string> others;
     for (size_t i = 1; i < candidates.size() && i < 5; ++i) others.push_back(candidates[i].package.name);
     if (!others.empty()) c.notes.push_back("other matches: " + join(others, ", "));
@@ -241,6 +242,12 @@ Plan Planner::plan_packages(Operation op, const std::string & request, const std
                         similar.empty() ? "search with `apt-cache search <word>`, or run `sudo apt-get update`"
                                         : "did you mean: " + join(similar, ", ") + "?");
         }
+        if (op == Operation::kRemove && (r->essential || r->priority == "required")) {
+            throw Error(ErrorCode::kInvalidArgument,
+                        "refused: " + name + " is an essential system package (" +
+                            (r->essential ? "Essential: yes" : "Priority: required") + "); Debian needs it to boot and to manage packages",
+                        "Cortex never removes essential packages; if you are certain, use apt-get directly");
+        }
         p.packages.push_back(spec);
         const bool installed = !r->installed_version.empty();
         const bool pinned = spec.find('=') != std::string::npos;
@@ -256,17 +263,34 @@ Plan Planner::plan_packages(Operation op, const std::string & request, const std
         return p;
     }
     p.commands.push_back(apt_command(op, to_change));
-    if (options_.simulate) {
-        p.changes = simulate(op, to_change).changes;
-        complete_plan(p);
-    }
+    if (options_.simulate) simulate_plan(p);
     return p;
+}
+
+void Planner::simulate_plan(Plan & p) {
+    std::vector<PackageChange> changes;
+    for (const std::vector<std::string> & argv : p.commands) {
+        // argv is {"apt-get", "install"|"remove", options..., packages...}, from apt_command().
+        if (argv.size() < 2 || (argv[1] != "install" && argv[1] != "remove")) {
+            throw Error(ErrorCode::kInvalidArgument, "a plan command is not an apt install or remove", "the plan is damaged");
+        }
+        const std::vector<std::string> packages = command_packages(argv);
+        Simulation s = simulate(argv[1] == "install" ? Operation::kInstall : Operation::kRemove, packages);
+        changes.insert(changes.end(), s.changes.begin(), s.changes.end());
+    }
+    p.changes = std::move(changes);
+    p.download_bytes = 0;
+    p.disk_delta_bytes = 0;
+    complete_plan(p);
 }
 
 // Sizes, services and the refusals apt itself would not make.
 void Planner::complete_plan(Plan & p) {
+    // What the user asked for is what the commands name; everything else apt added.
     std::set<std::string> requested;
-    for (const std::string & spec : p.packages) requested.insert(spec.substr(0, spec.find_first_of("=:")));
+    for (const auto & argv : p.commands) {
+        for (const std::string & spec : command_packages(argv)) requested.insert(spec.substr(0, spec.find_first_of("=:")));
+    }
     std::vector<std::string> essential, extra_removals;
     std::set<std::string> services;
     for (PackageChange & c : p.changes) {

@@ -20,7 +20,8 @@ namespace cortex::interpreter {
 std::vector<std::string> normalise_request(const std::string & request);
 
 struct PlannerOptions {
-    Provider * provider = nullptr;  // null: the index alone decides
+    Provider * provider = nullptr;  // null: the index alone decides...
+    std::string no_model_reason;    // ...and this says why, and how to get a model
     int max_candidates = 12;
     const std::atomic<bool> * cancel = nullptr;
     bool simulate = true;           // false: skip apt (for rollback plans built from history)
@@ -37,6 +38,10 @@ class Planner {
     // Simulates an already chosen package list (rollback, or names given on the command line).
     Plan plan_packages(Operation op, const std::string & request, const std::vector<std::string> & packages,
                        const std::string & chosen_by, const std::string & reason);
+
+    // Runs apt's simulation of p.commands and fills p.changes, sizes and services; throws
+    // Error(kInvalidArgument) for a plan that removes essential packages or unnamed dependents.
+    void simulate_plan(Plan & p);
 
   private:
     struct Choice {
