@@ -148,7 +148,8 @@ int run_plan_command(Operation op, const std::vector<std::string> & words, bool 
     return 0;
 }
 
-int run_ask(const std::string & question, const CommonOptions & common) {
+int run_ask(const std::string & question, int max_tokens, const CommonOptions & common) {
+    if (max_tokens <= 0) throw Error(ErrorCode::kInvalidArgument, "--max-tokens must be positive", "e.g. --max-tokens 256");
     const Settings settings = common.settings();
     std::string why;
     if (!provider_available(settings, &why)) {
@@ -172,7 +173,7 @@ int run_ask(const std::string & question, const CommonOptions & common) {
             return true;
         };
     }
-    ProviderReply reply = ask(*provider, question, system, on_token, &g_interrupted);
+    ProviderReply reply = ask(*provider, question, system, on_token, &g_interrupted, max_tokens);
     if (common.json) {
         printf("%s\n", json({{"answer", reply.content}, {"model", reply.model}, {"route", reply.route},
                              {"completion_tokens", reply.result.completion_tokens},
@@ -307,7 +308,9 @@ int main(int argc, char ** argv) {
 
     std::string question;
     CLI::App * ask_cmd = app.add_subcommand("ask", "answer a question about this system with the model");
+    int max_tokens = 512;
     ask_cmd->add_option("question", question, "the question")->required();
+    ask_cmd->add_option("--max-tokens", max_tokens, "longest answer in tokens");
     add_common(ask_cmd, true);
 
     int limit = 20;
@@ -344,7 +347,7 @@ int main(int argc, char ** argv) {
     return cli::run_guarded(common.json, [&] {
         if (install->parsed()) return run_plan_command(Operation::kInstall, words, execute, yes, common);
         if (remove->parsed()) return run_plan_command(Operation::kRemove, words, execute, yes, common);
-        if (ask_cmd->parsed()) return run_ask(question, common);
+        if (ask_cmd->parsed()) return run_ask(question, max_tokens, common);
         if (history_cmd->parsed()) return run_history(limit, history_show->parsed() ? show_id : 0, common);
         if (rollback->parsed()) return run_rollback(rollback_id, rollback_dry_run, yes, common);
         if (doctor->parsed()) {
