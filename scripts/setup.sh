@@ -27,6 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# `cortex` plans from apt's package lists; a fresh container may have none yet.
+if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: downloading apt's package lists (apt-get update)" >&2
+        apt-get update -q >/dev/null
+    else
+        echo "setup: note: apt has no package lists; cortex needs them: sudo apt-get update" >&2
+    fi
+fi
+
 prefix="$("$repo_root/scripts/build_llamacpp.sh" "$backend")"
 
 if [ ! -f "$build_dir/build.ninja" ] || ! grep -q "CMAKE_PREFIX_PATH:UNINITIALIZED=$prefix\$" "$build_dir/CMakeCache.txt" 2>/dev/null; then
