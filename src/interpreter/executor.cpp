@@ -1,14 +1,9 @@
-// Runs a plan's apt commands as argv (posix_spawn, never a shell), streams their output line by
+// Runs a plan's apt commands as argv (core/subprocess, never a shell), streams their output line by
 // line, and records the plan's package states from dpkg's status file before and after.
 #include "interpreter/executor.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -16,8 +11,6 @@
 
 #include "core/subprocess.h"
 #include "cortex/error.h"
-
-extern char ** environ;
 
 namespace cortex::interpreter {
 namespace {
@@ -27,30 +20,6 @@ constexpr size_t kLogTailLines = 40;
 // The programs a plan may run. Plans come from fixed templates (apt_command), but a plan is also
 // read back from the history database, and that file must not become a way to run anything as root.
 const std::set<std::string> kAllowedPrograms = {"apt-get", "apt", "apt-mark", "dpkg"};
-
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f = -1) : fd(f) {}
-    ~Fd() { reset(); }
-    Fd(const Fd &) = delete;
-    Fd & operator=(const Fd &) = delete;
-    void reset() {
-        if (fd >= 0) close(fd);
-        fd = -1;
-    }
-};
-
-// posix_spawn attribute and file-action objects, destroyed on every path.
-struct SpawnAttr {
-    posix_spawnattr_t a;
-    SpawnAttr() { posix_spawnattr_init(&a); }
-    ~SpawnAttr() { posix_spawnattr_destroy(&a); }
-};
-struct SpawnActions {
-    posix_spawn_file_actions_t a;
-    SpawnActions() { posix_spawn_file_actions_init(&a); }
-    ~SpawnActions() { posix_spawn_file_actions_destroy(&a); }
-};
 
 std::string join(const std::vector<std::string> & argv) {
     std::string out;
@@ -78,6 +47,11 @@ class LineSink {
                 last_was_cr_ = false;
             }
         }
+    }
+    // One '\n'-terminated line from the runner, which may hold '\r'-separated progress lines.
+    void feed_line(std::string_view line) {
+        feed(line.data(), line.size());
+        feed("\n", 1);
     }
     void add_line(const std::string & line) {
         partial_ = line;
@@ -109,102 +83,21 @@ class LineSink {
 };
 
 // Runs one argv with stdout and stderr merged into `sink`; returns the exit status (128 + signal
-// for a child killed by a signal, 127 when the program cannot be started).
+// for a child killed by a signal, 127 when the program cannot be started, with the reason logged).
+// Ctrl-C reaches apt through the terminal's process group; whether it stops is apt's call (it may
+// be in the middle of dpkg), so the command is only ever waited for, never killed.
 int run_command(const std::vector<std::string> & argv, LineSink & sink) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        throw Error(ErrorCode::kIo, std::string("cannot create a pipe for apt's output: ") + strerror(errno),
-                    "the system is out of file descriptors; retry");
-    }
-    Fd read_end(fds[0]);
-    Fd write_end(fds[1]);
-
-    // The environment is built here, not in the child: between fork and exec only async-signal-safe
-    // calls are allowed. DEBIAN_FRONTEND=noninteractive: debconf must never wait for an answer.
-    // LC_ALL=C: describe_apt_failure() reads apt's English messages (sudo keeps LC_* by default).
-    std::vector<std::string> env_strings;
-    for (char ** e = environ; e && *e; e++) {
-        if (strncmp(*e, "DEBIAN_FRONTEND=", 16) != 0 && strncmp(*e, "LC_ALL=", 7) != 0) env_strings.push_back(*e);
-    }
-    env_strings.push_back("DEBIAN_FRONTEND=noninteractive");
-    env_strings.push_back("LC_ALL=C");
-    std::vector<char *> envp;
-    for (std::string & s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> args = argv;
-    std::vector<char *> argp;
-    for (std::string & s : args) argp.push_back(s.data());
-    argp.push_back(nullptr);
-
-    SpawnActions actions;
-    // stdin is /dev/null: a prompt (dpkg's conffile question, sudo without a terminal) then reads
-    // end-of-file and fails, instead of hanging on a pipe nobody writes to. sudo reads its password
-    // from /dev/tty, not stdin.
-    posix_spawn_file_actions_addopen(&actions.a, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions.a, write_end.fd, 1);
-    posix_spawn_file_actions_adddup2(&actions.a, write_end.fd, 2);
-    SpawnAttr attr;
-    // Signals the caller ignores (SIGPIPE often, SIGINT while it handles Ctrl-C itself) would stay
-    // ignored across exec; apt and dpkg must see them with their default meaning.
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    for (int sig : {SIGPIPE, SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&defaults, sig);
-    sigset_t empty_mask;
-    sigemptyset(&empty_mask);
-    posix_spawnattr_setsigdefault(&attr.a, &defaults);
-    posix_spawnattr_setsigmask(&attr.a, &empty_mask);
-    posix_spawnattr_setflags(&attr.a, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
-    pid_t pid = -1;
-    int rc = posix_spawnp(&pid, argp[0], &actions.a, &attr.a, argp.data(), envp.data());
-    write_end.reset();  // the child holds the only write end now: EOF when it (and its heirs) close it
-    if (rc != 0) {
-        sink.add_line("cortex: cannot run " + argv[0] + ": " + strerror(rc));
-        return 127;
-    }
-
-    // Read until the child has exited and the pipe is drained. A daemon started by a maintainer
-    // script may inherit the pipe and keep it open for ever, so EOF alone cannot be the end:
-    // the child's exit is, after reading whatever is already in the pipe.
-    int status = 0;
-    bool exited = false;
-    char buf[8192];
-    for (;;) {
-        struct pollfd p = {read_end.fd, POLLIN, 0};
-        int ready = poll(&p, 1, exited ? 0 : 200);
-        if (ready < 0 && errno != EINTR) break;
-        if (ready > 0) {
-            ssize_t n = read(read_end.fd, buf, sizeof buf);
-            if (n > 0) {
-                sink.feed(buf, static_cast<size_t>(n));
-                continue;
-            }
-            if (n == 0) {
-                // EOF: nothing more can come; wait for the exit below.
-                if (!exited) {
-                    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-                    }
-                    exited = true;
-                }
-                break;
-            }
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (exited) break;  // exited and nothing left to read right now
-        // Ctrl-C reaches apt through the terminal's process group; whether it stops is apt's call
-        // (it may be in the middle of dpkg), so we only ever wait for it, never kill it.
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) exited = true;
-    }
-    if (!exited) {
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-    }
+    ProcessOptions options;
+    // DEBIAN_FRONTEND=noninteractive: debconf must never wait for an answer. LC_ALL=C:
+    // describe_apt_failure() reads apt's English messages (sudo keeps LC_* by default).
+    options.extra_env = {{"DEBIAN_FRONTEND", "noninteractive"}, {"LC_ALL", "C"}};
+    options.on_line = [&](std::string_view line) { sink.feed_line(line); };
+    // A failed start is a result, not an exception: the plan's package states are still recorded.
+    options.throw_if_not_started = false;
+    ProcessResult r = run_process(argv, options);
+    if (!r.start_error.empty()) sink.add_line("cortex: " + r.start_error);
     sink.finish();
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return 1;
+    return r.exit_status;
 }
 
 std::string base_name(const std::string & package) {

@@ -12,6 +12,7 @@
 
 #include "core/file_util.h"
 #include "core/string_util.h"
+#include "core/subprocess.h"
 #include "cortex/models.h"
 #include "ggml-backend.h"
 
@@ -21,16 +22,16 @@ namespace {
 constexpr uint64_t kGiB = 1ull << 30;
 
 // Runs a vendor tool with fixed arguments (no shell); returns false when it is not there or fails.
+// Its stderr is dropped: only the report on stdout is parsed.
 bool run_tool(const std::string & tool, const std::vector<std::string> & args, std::string & out) {
-    std::string cmd = "'" + tool + "'";
-    for (const auto & a : args) cmd += " '" + a + "'";
-    cmd += " 2>/dev/null";
-    FILE * p = popen(cmd.c_str(), "r");
-    if (!p) return false;
-    out.clear();
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-    return pclose(p) == 0 && !out.empty();
+    std::vector<std::string> argv = {tool};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ProcessOptions options;
+    options.merge_stderr = false;
+    options.throw_if_not_started = false;
+    ProcessResult r = run_process(argv, options);
+    out = std::move(r.output);
+    return r.exit_status == 0 && !out.empty();
 }
 
 std::string tool_path(const char * env, const char * name) {
