@@ -82,7 +82,8 @@ using TokenCallback = std::function<bool(std::string_view piece)>;
 //
 // Thread safety: every method may be called from any thread. Generation calls on one Model are
 // serialised: a second concurrent complete()/chat() waits until the first returns, then runs;
-// both return correct results. For parallel generation load a second Model or use the daemon.
+// both return correct results. For parallel generation load a second Model or use the daemon
+// (a Model that ModelManager attached to the daemon runs concurrent calls in parallel).
 class Model {
   public:
     ~Model();
@@ -130,6 +131,7 @@ class Model {
 
   private:
     explicit Model(std::unique_ptr<Impl> impl);
+    friend std::shared_ptr<Model> make_model(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 
@@ -140,6 +142,14 @@ class Model {
 // Ollama's store (llama3.2 = llama3.2:latest). MODELS is the models_dir setting
 // (CORTEX_MODELS_DIR, default $CORTEX_HOME/models; CORTEX_HOME defaults to ~/.cortex).
 // Thread-safe: concurrent load_model() calls of one model load it once and share it.
+//
+// With a preload daemon (cortex-preload) running on the preload_socket setting and serving the
+// same file with the same n_ctx, load_model() returns a Model that runs on the daemon: every
+// method answers as the in-process Model would (greedy output token for token), only faster to
+// get. CORTEX_PRELOAD=auto (default) uses such a daemon and loads in-process otherwise, also when
+// the daemon goes away before a call has streamed anything (the Model then stays in-process);
+// off never uses one; required makes load_model() fail with Error(kNotFound) when no daemon
+// serves the model. Model::load() always loads in-process.
 class ModelManager {
   public:
     // `models_dir` empty = the models_dir setting; throws Error when the settings are bad.

@@ -2,6 +2,7 @@
 // behind a Unix socket and serves several clients at once with continuous batching.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,14 +11,30 @@
 
 namespace cortex::preload {
 
+// What Model's getters say about a model the daemon serves (empty/0 from a daemon too old to
+// report it).
+struct ModelInfo {
+    std::string architecture;  // GGUF general.architecture
+    std::string description;
+    int n_ctx = 0;  // the context window of one request (one slot), as Model::n_ctx()
+    int n_ctx_train = 0;
+    int n_vocab = 0;
+    uint64_t n_params = 0;
+    uint64_t size_bytes = 0;
+    bool has_chat_template = false;
+    double load_ms = 0;  // the daemon's load of the model
+};
+
 struct DaemonStatus {
     int pid = 0;
     std::string socket;
     std::string model_name;
     std::string model_path;
-    int n_ctx = 0;
+    int n_ctx = 0;  // the n_ctx setting the model was loaded with
+    int n_gpu_layers = 0;
     int slots = 0;
     double uptime_s = 0;
+    ModelInfo info;
     std::string json;  // the whole status object
 };
 
@@ -37,7 +54,16 @@ class Client {
                          const llm::TokenCallback & on_token = {});
     llm::Result chat(const std::vector<llm::Message> & messages, const llm::GenerationConfig & config = {},
                      const llm::TokenCallback & on_token = {});
-    std::vector<llm::Token> tokenize(const std::string & text);
+    // The daemon tokenizes the prompt text as Model::complete() does.
+    llm::Result complete(const std::vector<llm::Token> & prompt, const llm::GenerationConfig & config = {},
+                         const llm::TokenCallback & on_token = {});
+    std::vector<llm::Token> tokenize(const std::string & text, bool add_special = true, bool parse_special = true);
+    std::string detokenize(const std::vector<llm::Token> & tokens, bool render_special = false);
+    std::string apply_chat_template(const std::vector<llm::Message> & messages, bool add_generation_prompt = true);
+    // From now on, model requests (complete, chat, tokenize, detokenize, apply_chat_template)
+    // carry `path`: a daemon that serves another file by then (after a reload) refuses them
+    // with Error(kNotFound) instead of answering from the wrong model. Empty: no check.
+    void expect_model(const std::string & path);
     // Asks the daemon to load `model` (empty: the model of its re-read settings) while it keeps
     // serving; requests in flight finish on the old model. Returns the answer's JSON text.
     std::string reload(const std::string & model = "");

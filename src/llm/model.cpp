@@ -8,8 +8,9 @@
 #include "common.h"
 #include "cortex/llm.h"
 #include "gguf_check.h"
-#include "model_loader.h"
 #include "llama-cpp.h"
+#include "model_impl.h"
+#include "model_loader.h"
 #include "sampler.h"
 #include "text_stream.h"
 
@@ -64,15 +65,14 @@ const char * finish_reason_name(FinishReason reason) {
     return "unknown";
 }
 
-struct Model::Impl {
-    std::string path;
-    ModelConfig config;
+// The weights and one context in this process.
+struct LocalModel final : Model::Impl {
     llama_model_ptr model;
     llama_context_ptr ctx;
     const llama_vocab * vocab = nullptr;
     std::unique_ptr<ChatTemplate> chat_template;
     std::vector<llama_token> eog_tokens;
-    double load_ms = 0;
+    double load_ms_ = 0;
 
     std::mutex mutex;                  // serialises generation; guards everything below
     std::vector<llama_token> kv_tokens;  // what sequence 0 of the KV cache holds, in order
@@ -86,6 +86,30 @@ struct Model::Impl {
     void evaluate_prompt(const std::vector<llama_token> & prompt, size_t from);
     void decode_one(llama_token token);
     void decode(const llama_batch & batch, const char * when);
+
+    Result complete(const std::string & prompt, const GenerationConfig & config, const TokenCallback & on_token) override;
+    Result complete(const std::vector<Token> & prompt, const GenerationConfig & config, const TokenCallback & on_token) override;
+    Result chat(const std::vector<Message> & messages, const GenerationConfig & config, const TokenCallback & on_token) override;
+    std::string apply_chat_template(const std::vector<Message> & messages, bool add_generation_prompt) override {
+        return chat_template->apply(messages, add_generation_prompt);
+    }
+    std::vector<Token> tokenize(std::string_view text, bool add_special, bool parse_special) override {
+        return tokenize_text(vocab, text, add_special, parse_special);
+    }
+    std::string detokenize(const std::vector<Token> & tokens, bool render_special) override {
+        return detokenize_tokens(vocab, tokens, render_special);
+    }
+    void clear_cache() override;
+
+    std::string architecture() const override { return model_architecture(model.get()); }
+    std::string description() const override { return model_description(model.get()); }
+    int n_ctx() const override { return static_cast<int>(llama_n_ctx(ctx.get())); }
+    int n_ctx_train() const override { return llama_model_n_ctx_train(model.get()); }
+    int n_vocab() const override { return llama_vocab_n_tokens(vocab); }
+    uint64_t n_params() const override { return llama_model_n_params(model.get()); }
+    uint64_t size_bytes() const override { return llama_model_size(model.get()); }
+    bool has_chat_template() const override { return chat_template->from_model(); }
+    double load_ms() const override { return load_ms_; }
 };
 
 llama_model_ptr load_llama_model(const std::string & path, const ModelConfig & config) {
@@ -171,9 +195,41 @@ std::vector<Token> tokenize_text(const llama_vocab * vocab, std::string_view tex
     return tokens;
 }
 
+std::string detokenize_tokens(const llama_vocab * vocab, const std::vector<Token> & tokens, bool render_special) {
+    const int n_vocab = llama_vocab_n_tokens(vocab);
+    for (Token t : tokens) {
+        if (t < 0 || t >= n_vocab) {
+            throw Error(ErrorCode::kInvalidArgument, "token " + std::to_string(t) + " is not in the vocabulary",
+                        "tokens must come from this model's tokenize()");
+        }
+    }
+    std::string text(tokens.size() * 8 + 16, '\0');
+    int n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
+                             static_cast<int32_t>(text.size()), false, render_special);
+    if (n < 0) {
+        text.resize(static_cast<size_t>(-n));
+        n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
+                             static_cast<int32_t>(text.size()), false, render_special);
+    }
+    text.resize(n < 0 ? 0 : static_cast<size_t>(n));
+    return text;
+}
+
+std::string model_architecture(const llama_model * model) {
+    char buf[128];
+    int n = llama_model_meta_val_str(model, "general.architecture", buf, sizeof buf);
+    return n < 0 ? std::string() : std::string(buf);
+}
+
+std::string model_description(const llama_model * model) {
+    char buf[256];
+    llama_model_desc(model, buf, sizeof buf);
+    return buf;
+}
+
 std::shared_ptr<Model> Model::load(const std::string & path, const ModelConfig & config) {
     const auto t0 = Clock::now();
-    auto impl = std::make_unique<Impl>();
+    auto impl = std::make_unique<LocalModel>();
     impl->path = path;
     impl->config = config;
     impl->model = load_llama_model(path, config);
@@ -182,14 +238,18 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelConfig &
     impl->eog_tokens = eog_tokens(impl->vocab);
     impl->chat_template = std::make_unique<ChatTemplate>(impl->model.get());
     impl->batch = make_batch(config.n_batch);
-    impl->load_ms = ms_between(t0, Clock::now());
-    return std::shared_ptr<Model>(new Model(std::move(impl)));
+    impl->load_ms_ = ms_between(t0, Clock::now());
+    return make_model(std::move(impl));
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-void Model::Impl::evaluate_prompt(const std::vector<llama_token> & prompt, size_t from) {
+std::shared_ptr<Model> make_model(std::unique_ptr<Model::Impl> impl) {
+    return std::shared_ptr<Model>(new Model(std::move(impl)));
+}
+
+void LocalModel::evaluate_prompt(const std::vector<llama_token> & prompt, size_t from) {
     const size_t n_batch = static_cast<size_t>(config.n_batch);
     for (size_t i = from; i < prompt.size(); i += n_batch) {
         const size_t n = std::min(n_batch, prompt.size() - i);
@@ -208,12 +268,12 @@ void Model::Impl::evaluate_prompt(const std::vector<llama_token> & prompt, size_
     }
 }
 
-void Model::Impl::decode_one(llama_token token) {
+void LocalModel::decode_one(llama_token token) {
     decode(llama_batch_get_one(&token, 1), "while generating");
     kv_tokens.push_back(token);
 }
 
-void Model::Impl::decode(const llama_batch & batch, const char * when) {
+void LocalModel::decode(const llama_batch & batch, const char * when) {
     int rc = llama_decode(ctx.get(), batch);
     if (rc != 0) {
         // What the failed call left in the cache is unknown: start the next request clean.
@@ -224,7 +284,7 @@ void Model::Impl::decode(const llama_batch & batch, const char * when) {
     }
 }
 
-Result Model::Impl::generate(const std::vector<llama_token> & prompt, const GenerationConfig & config,
+Result LocalModel::generate(const std::vector<llama_token> & prompt, const GenerationConfig & config,
                              const TokenCallback & on_token, Clock::time_point t_start) {
     Sampler sampler(model.get(), config, eog_tokens);  // validates config; throws before any work
     const int n_ctx = static_cast<int>(llama_n_ctx(ctx.get()));
@@ -267,7 +327,7 @@ Result Model::Impl::generate(const std::vector<llama_token> & prompt, const Gene
     Result result;
     result.prompt_tokens = n_prompt;
     result.cached_tokens = static_cast<int>(n_keep);
-    result.load_ms = load_ms;
+    result.load_ms = load_ms_;
     result.finish_reason = FinishReason::kLength;
 
     TextStream stream(config.stop, on_token);
@@ -313,80 +373,67 @@ Result Model::Impl::generate(const std::vector<llama_token> & prompt, const Gene
     return result;
 }
 
-Result Model::complete(const std::string & prompt, const GenerationConfig & config, const TokenCallback & on_token) {
+Result LocalModel::complete(const std::string & prompt, const GenerationConfig & config, const TokenCallback & on_token) {
     const auto t_start = Clock::now();
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    return impl_->generate(tokenize(prompt, true, true), config, on_token, t_start);
+    std::lock_guard<std::mutex> lock(mutex);
+    return generate(tokenize(prompt, true, true), config, on_token, t_start);
+}
+
+Result LocalModel::complete(const std::vector<Token> & prompt, const GenerationConfig & config, const TokenCallback & on_token) {
+    const auto t_start = Clock::now();
+    std::lock_guard<std::mutex> lock(mutex);
+    return generate(prompt, config, on_token, t_start);
+}
+
+Result LocalModel::chat(const std::vector<Message> & messages, const GenerationConfig & config, const TokenCallback & on_token) {
+    const auto t_start = Clock::now();
+    std::vector<Token> prompt = tokenize(apply_chat_template(messages, true), true, true);
+    std::lock_guard<std::mutex> lock(mutex);
+    return generate(prompt, config, on_token, t_start);
+}
+
+void LocalModel::clear_cache() {
+    std::lock_guard<std::mutex> lock(mutex);
+    llama_memory_clear(llama_get_memory(ctx.get()), true);
+    kv_tokens.clear();
+}
+
+Result Model::complete(const std::string & prompt, const GenerationConfig & config, const TokenCallback & on_token) {
+    return impl_->complete(prompt, config, on_token);
 }
 
 Result Model::complete(const std::vector<Token> & prompt, const GenerationConfig & config, const TokenCallback & on_token) {
-    const auto t_start = Clock::now();
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    return impl_->generate(prompt, config, on_token, t_start);
+    return impl_->complete(prompt, config, on_token);
 }
 
 Result Model::chat(const std::vector<Message> & messages, const GenerationConfig & config, const TokenCallback & on_token) {
-    const auto t_start = Clock::now();
-    std::vector<Token> prompt = tokenize(apply_chat_template(messages, true), true, true);
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    return impl_->generate(prompt, config, on_token, t_start);
+    return impl_->chat(messages, config, on_token);
 }
 
 std::string Model::apply_chat_template(const std::vector<Message> & messages, bool add_generation_prompt) const {
-    return impl_->chat_template->apply(messages, add_generation_prompt);
+    return impl_->apply_chat_template(messages, add_generation_prompt);
 }
 
 std::vector<Token> Model::tokenize(std::string_view text, bool add_special, bool parse_special) const {
-    return tokenize_text(impl_->vocab, text, add_special, parse_special);
+    return impl_->tokenize(text, add_special, parse_special);
 }
 
 std::string Model::detokenize(const std::vector<Token> & tokens, bool render_special) const {
-    const int n_vocab = llama_vocab_n_tokens(impl_->vocab);
-    for (Token t : tokens) {
-        if (t < 0 || t >= n_vocab) {
-            throw Error(ErrorCode::kInvalidArgument, "token " + std::to_string(t) + " is not in the vocabulary",
-                        "tokens must come from this model's tokenize()");
-        }
-    }
-    std::string text(tokens.size() * 8 + 16, '\0');
-    int n = llama_detokenize(impl_->vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
-                             static_cast<int32_t>(text.size()), false, render_special);
-    if (n < 0) {
-        text.resize(static_cast<size_t>(-n));
-        n = llama_detokenize(impl_->vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
-                             static_cast<int32_t>(text.size()), false, render_special);
-    }
-    text.resize(n < 0 ? 0 : static_cast<size_t>(n));
-    return text;
+    return impl_->detokenize(tokens, render_special);
 }
 
-void Model::clear_cache() {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    llama_memory_clear(llama_get_memory(impl_->ctx.get()), true);
-    impl_->kv_tokens.clear();
-}
+void Model::clear_cache() { impl_->clear_cache(); }
 
 const std::string & Model::path() const { return impl_->path; }
 const ModelConfig & Model::config() const { return impl_->config; }
-
-std::string Model::architecture() const {
-    char buf[128];
-    int n = llama_model_meta_val_str(impl_->model.get(), "general.architecture", buf, sizeof buf);
-    return n < 0 ? std::string() : std::string(buf);
-}
-
-std::string Model::description() const {
-    char buf[256];
-    llama_model_desc(impl_->model.get(), buf, sizeof buf);
-    return buf;
-}
-
-int Model::n_ctx() const { return static_cast<int>(llama_n_ctx(impl_->ctx.get())); }
-int Model::n_ctx_train() const { return llama_model_n_ctx_train(impl_->model.get()); }
-int Model::n_vocab() const { return llama_vocab_n_tokens(impl_->vocab); }
-uint64_t Model::n_params() const { return llama_model_n_params(impl_->model.get()); }
-uint64_t Model::size_bytes() const { return llama_model_size(impl_->model.get()); }
-bool Model::has_chat_template() const { return impl_->chat_template->from_model(); }
-double Model::load_ms() const { return impl_->load_ms; }
+std::string Model::architecture() const { return impl_->architecture(); }
+std::string Model::description() const { return impl_->description(); }
+int Model::n_ctx() const { return impl_->n_ctx(); }
+int Model::n_ctx_train() const { return impl_->n_ctx_train(); }
+int Model::n_vocab() const { return impl_->n_vocab(); }
+uint64_t Model::n_params() const { return impl_->n_params(); }
+uint64_t Model::size_bytes() const { return impl_->size_bytes(); }
+bool Model::has_chat_template() const { return impl_->has_chat_template(); }
+double Model::load_ms() const { return impl_->load_ms(); }
 
 }  // namespace cortex::llm

@@ -25,4 +25,10 @@ const std::string & token_text(const llama_vocab * vocab, llama_token token, std
 
 std::vector<Token> tokenize_text(const llama_vocab * vocab, std::string_view text, bool add_special, bool parse_special);
 
+// Throws Error(kInvalidArgument) for a token outside the vocabulary.
+std::string detokenize_tokens(const llama_vocab * vocab, const std::vector<Token> & tokens, bool render_special);
+
+std::string model_architecture(const llama_model * model);  // GGUF general.architecture
+std::string model_description(const llama_model * model);   // llama_model_desc()
+
 }  // namespace cortex::llm

@@ -11,6 +11,7 @@
 #include "cortex/config.h"
 #include "cortex/llm.h"
 #include "cortex/models.h"
+#include "model_impl.h"
 
 namespace cortex::llm {
 namespace {
@@ -121,7 +122,12 @@ std::shared_ptr<Model> ModelManager::load_model(const std::string & name_or_path
     if (existing.valid()) return existing.get();
 
     try {
-        std::shared_ptr<Model> model;
+        // A daemon that serves this file answers as the model loaded here would, without loading.
+        std::shared_ptr<Model> model = attach_remote_model(name_or_path, path, key, config);
+        if (model) {
+            promise.set_value(model);
+            return model;
+        }
         try {
             model = Model::load(path, config);
         } catch (const Error & e) {

@@ -19,6 +19,21 @@ using nlohmann::json;
 struct Client::Impl {
     int fd = -1;
     std::string buffer;
+    std::string expected_path;  // sent with model requests; empty = none
+
+    json request(const char * op) const {
+        json req = {{"v", kProtocolVersion}, {"op", op}};
+        if (!expected_path.empty()) req["model_path"] = expected_path;
+        return req;
+    }
+
+    // One request, one answer line.
+    json call(const json & req) {
+        send_line(req);
+        json j = read_line();
+        if (j.contains("error")) throw error_from_json(j["error"]);
+        return j;
+    }
 
     void send_line(const json & j) {
         const std::string line = j.dump() + "\n";
@@ -56,20 +71,30 @@ struct Client::Impl {
     llm::Result generate(json req, const llm::TokenCallback & on_token) {
         req["v"] = kProtocolVersion;
         req["stream"] = static_cast<bool>(on_token);
+        if (!expected_path.empty()) req["model_path"] = expected_path;
         send_line(req);
         bool cancel_sent = false;
+        size_t streamed = 0;
         for (;;) {
             json j = read_line();
             if (j.contains("error")) throw error_from_json(j["error"]);
             if (j.contains("token")) {
-                const std::string piece = j["token"].get<std::string>();
-                if (on_token && !cancel_sent && !on_token(piece)) {
+                if (cancel_sent) continue;
+                const std::string & piece = j["token"].get_ref<const std::string &>();
+                streamed += piece.size();
+                if (on_token && !on_token(piece)) {
                     send_line({{"v", kProtocolVersion}, {"op", "cancel"}});
                     cancel_sent = true;
                 }
                 continue;
             }
-            if (j.value("done", false)) return result_from_json(j["result"]);
+            if (j.value("done", false)) {
+                llm::Result r = result_from_json(j["result"]);
+                // The daemon went on until the cancel reached it; in-process the content ends
+                // with the piece whose callback said stop.
+                if (cancel_sent && r.content.size() > streamed) r.content.resize(streamed);
+                return r;
+            }
         }
     }
 };
@@ -112,7 +137,18 @@ DaemonStatus Client::status() {
         out.model_name = m.value("name", "");
         out.model_path = m.value("path", "");
         out.n_ctx = m.value("n_ctx", 0);
+        out.n_gpu_layers = m.value("n_gpu_layers", 0);
         out.slots = m.value("slots", 0);
+        ModelInfo & i = out.info;
+        i.architecture = m.value("architecture", "");
+        i.description = m.value("description", "");
+        i.n_ctx = m.value("n_ctx_slot", 0);
+        i.n_ctx_train = m.value("n_ctx_train", 0);
+        i.n_vocab = m.value("n_vocab", 0);
+        i.n_params = m.value("n_params", uint64_t{0});
+        i.size_bytes = m.value("size_bytes", uint64_t{0});
+        i.has_chat_template = m.value("has_chat_template", false);
+        i.load_ms = m.value("load_ms", 0.0);
     }
     out.json = s.dump();
     return out;
@@ -126,19 +162,41 @@ llm::Result Client::complete(const std::string & prompt, const llm::GenerationCo
 
 llm::Result Client::chat(const std::vector<llm::Message> & messages, const llm::GenerationConfig & config,
                          const llm::TokenCallback & on_token) {
-    json msgs = json::array();
-    for (const auto & m : messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
-    json req = {{"op", "chat"}, {"messages", msgs}};
+    json req = {{"op", "chat"}, {"messages", messages_to_json(messages)}};
     config_to_json(config, req);
     return impl_->generate(req, on_token);
 }
 
-std::vector<llm::Token> Client::tokenize(const std::string & text) {
-    impl_->send_line({{"v", kProtocolVersion}, {"op", "tokenize"}, {"text", text}});
-    json j = impl_->read_line();
-    if (j.contains("error")) throw error_from_json(j["error"]);
-    return j["tokens"].get<std::vector<llm::Token>>();
+llm::Result Client::complete(const std::vector<llm::Token> & prompt, const llm::GenerationConfig & config,
+                             const llm::TokenCallback & on_token) {
+    json req = {{"op", "complete"}, {"prompt", prompt}};
+    config_to_json(config, req);
+    return impl_->generate(req, on_token);
 }
+
+std::vector<llm::Token> Client::tokenize(const std::string & text, bool add_special, bool parse_special) {
+    json req = impl_->request("tokenize");
+    req["text"] = text;
+    if (!add_special) req["add_special"] = false;
+    if (!parse_special) req["parse_special"] = false;
+    return impl_->call(req)["tokens"].get<std::vector<llm::Token>>();
+}
+
+std::string Client::detokenize(const std::vector<llm::Token> & tokens, bool render_special) {
+    json req = impl_->request("detokenize");
+    req["tokens"] = tokens;
+    if (render_special) req["render_special"] = true;
+    return impl_->call(req)["text"].get<std::string>();
+}
+
+std::string Client::apply_chat_template(const std::vector<llm::Message> & messages, bool add_generation_prompt) {
+    json req = impl_->request("apply_chat_template");
+    req["messages"] = messages_to_json(messages);
+    if (!add_generation_prompt) req["add_generation_prompt"] = false;
+    return impl_->call(req)["text"].get<std::string>();
+}
+
+void Client::expect_model(const std::string & path) { impl_->expected_path = path; }
 
 std::string Client::reload(const std::string & model) {
     json req = {{"v", kProtocolVersion}, {"op", model.empty() ? "reload" : "load"}};

@@ -114,6 +114,26 @@ llm::Result result_from_json(const json & j) {
     return r;
 }
 
+json messages_to_json(const std::vector<llm::Message> & messages) {
+    json out = json::array();
+    for (const auto & m : messages) out.push_back({{"role", m.role}, {"content", m.content}});
+    return out;
+}
+
+std::vector<llm::Message> messages_from_json(const json & j) {
+    if (!j.is_array()) {
+        throw Error(ErrorCode::kInvalidArgument, "\"messages\" must be [{\"role\":...,\"content\":...}]", "see docs/PROTOCOL.md");
+    }
+    std::vector<llm::Message> messages;
+    for (const auto & m : j) {
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string()) {
+            throw Error(ErrorCode::kInvalidArgument, "each message needs string \"role\" and \"content\"", "see docs/PROTOCOL.md");
+        }
+        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+    }
+    return messages;
+}
+
 json error_to_json(const Error & e) {
     return {{"code", error_code_name(e.code())}, {"message", e.message()}, {"hint", e.hint()}};
 }

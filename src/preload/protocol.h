@@ -17,6 +17,10 @@ void config_to_json(const llm::GenerationConfig & config, nlohmann::json & reque
 nlohmann::json result_to_json(const llm::Result & result);
 llm::Result result_from_json(const nlohmann::json & j);
 
+nlohmann::json messages_to_json(const std::vector<llm::Message> & messages);
+// Throws Error(kInvalidArgument) unless `j` is [{"role": string, "content": string}, ...].
+std::vector<llm::Message> messages_from_json(const nlohmann::json & j);
+
 nlohmann::json error_to_json(const Error & e);
 // Rebuilds the daemon's error on the client side.
 Error error_from_json(const nlohmann::json & j);

@@ -43,8 +43,10 @@ Scheduler::Scheduler(const std::string & path, const llm::ModelConfig & config, 
     }
     const auto t0 = Clock::now();
     model_ = llm::load_llama_model(path, config);
-    n_ctx_slot_ = config.n_ctx;
     ctx_ = llm::create_context(model_.get(), config, n_slots, config.n_ctx * n_slots, path);
+    // libllama rounds each sequence up (to 256 cells), as it does Model's one context: the same
+    // prompts fit here as in-process.
+    n_ctx_slot_ = static_cast<int>(llama_n_ctx_seq(ctx_.get()));
     vocab_ = llama_model_get_vocab(model_.get());
     eog_ = llm::eog_tokens(vocab_);
     chat_template_ = std::make_unique<llm::ChatTemplate>(model_.get());
@@ -58,18 +60,31 @@ Scheduler::Scheduler(const std::string & path, const llm::ModelConfig & config, 
 
 Scheduler::~Scheduler() { drain(std::chrono::milliseconds(0)); }
 
-std::string Scheduler::description() const {
-    char buf[256];
-    llama_model_desc(model_.get(), buf, sizeof buf);
-    return buf;
+std::string Scheduler::description() const { return llm::model_description(model_.get()); }
+
+ModelInfo Scheduler::info() const {
+    ModelInfo i;
+    i.architecture = llm::model_architecture(model_.get());
+    i.description = description();
+    i.n_ctx = n_ctx_slot_;
+    i.n_ctx_train = llama_model_n_ctx_train(model_.get());
+    i.n_vocab = llama_vocab_n_tokens(vocab_);
+    i.n_params = llama_model_n_params(model_.get());
+    i.size_bytes = llama_model_size(model_.get());
+    i.has_chat_template = chat_template_->from_model();
+    return i;
+}
+
+std::string Scheduler::detokenize(const std::vector<llm::Token> & tokens, bool render_special) const {
+    return llm::detokenize_tokens(vocab_, tokens, render_special);
 }
 
 std::vector<llm::Token> Scheduler::tokenize(const std::string & text, bool add_special, bool parse_special) const {
     return llm::tokenize_text(vocab_, text, add_special, parse_special);
 }
 
-std::string Scheduler::apply_chat_template(const std::vector<llm::Message> & messages) const {
-    return chat_template_->apply(messages, true);
+std::string Scheduler::apply_chat_template(const std::vector<llm::Message> & messages, bool add_generation_prompt) const {
+    return chat_template_->apply(messages, add_generation_prompt);
 }
 
 std::future<llm::Result> Scheduler::submit(const std::shared_ptr<Job> & job) {
@@ -140,6 +155,9 @@ bool Scheduler::assign(const std::shared_ptr<Job> & job) {
     if (!best) return false;
     Slot & s = *best;
     try {
+        // Checked in Model's order, so that a request with several faults fails with the same
+        // error in-process and here.
+        s.sampler = std::make_unique<llm::Sampler>(model_.get(), job->config, eog_);
         const int n_prompt = static_cast<int>(job->prompt.size());
         if (n_prompt == 0) throw Error(ErrorCode::kInvalidArgument, "the prompt is empty", "pass some text to complete");
         if (n_prompt >= n_ctx_slot_) {
@@ -154,8 +172,8 @@ bool Scheduler::assign(const std::shared_ptr<Job> & job) {
                             "tokens must come from this model's tokenizer");
             }
         }
-        s.sampler = std::make_unique<llm::Sampler>(model_.get(), job->config, eog_);
     } catch (...) {
+        s.sampler.reset();
         job->done.set_exception(std::current_exception());
         if (job->on_done) job->on_done();
         return true;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cortex/llm.h"
+#include "cortex/preload.h"
 #include "llama-cpp.h"
 
 namespace cortex::llm {
@@ -57,7 +58,11 @@ class Scheduler {
     std::future<llm::Result> submit(const std::shared_ptr<Job> & job);
 
     std::vector<llm::Token> tokenize(const std::string & text, bool add_special, bool parse_special) const;
-    std::string apply_chat_template(const std::vector<llm::Message> & messages) const;
+    std::string apply_chat_template(const std::vector<llm::Message> & messages, bool add_generation_prompt = true) const;
+    // Throws Error(kInvalidArgument) for a token outside the vocabulary.
+    std::string detokenize(const std::vector<llm::Token> & tokens, bool render_special) const;
+    // What Model's getters say about the model; n_ctx is the cells of one slot.
+    ModelInfo info() const;
 
     // Stops taking jobs, lets the running ones finish for up to `grace`, then cancels the rest.
     void drain(std::chrono::milliseconds grace);

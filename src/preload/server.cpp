@@ -233,10 +233,22 @@ void Server::serve_client(int fd) {
             const std::shared_ptr<Scheduler> sched = current();  // a reload never pulls it away mid-request
             json out = {{"v", kProtocolVersion}};
             if (!id.is_null()) out["id"] = id;
-            const bool needs_model = op == "complete" || op == "chat" || op == "tokenize";
+            const bool needs_model = op == "complete" || op == "chat" || op == "tokenize" || op == "detokenize" ||
+                                     op == "apply_chat_template";
             if (needs_model && !sched) {
                 throw Error(ErrorCode::kNotFound, "the preload daemon has no model loaded",
                             "load one: {\"op\":\"load\",\"model\":\"NAME\"} or cortex-preload reload --model NAME");
+            }
+            if (needs_model && req.contains("model_path")) {
+                // A client bound to one file (a Model attached to this daemon) must never get
+                // answers from another one loaded since.
+                const json & want = req["model_path"];
+                if (!want.is_string()) throw Error(ErrorCode::kInvalidArgument, "\"model_path\" must be a string", "see docs/PROTOCOL.md");
+                const std::string & w = want.get_ref<const std::string &>();
+                if (w != sched->path() && canonical_path(w) != canonical_path(sched->path())) {
+                    throw Error(ErrorCode::kNotFound, "the preload daemon serves '" + sched->path() + "', not '" + w + "'",
+                                "it was reloaded with another model; load this one in-process or reload the daemon with it");
+                }
             }
             if (op == "status" && !sched) {
                 out["status"] = {{"pid", getpid()}, {"socket", options_.socket_path}, {"clients", clients_.load()},
@@ -254,6 +266,7 @@ void Server::serve_client(int fd) {
             Scheduler * scheduler_ptr = sched.get();
             if (op == "status") {
                 SchedulerStats s = scheduler_ptr->stats();
+                const ModelInfo info = scheduler_ptr->info();
                 out["status"] = {{"pid", getpid()},
                                  {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()},
                                  {"socket", options_.socket_path},
@@ -272,11 +285,33 @@ void Server::serve_client(int fd) {
                                     {"load_ms", scheduler_ptr->load_ms()},
                                     {"requests_served", s.requests_served},
                                     {"tokens_generated", s.tokens_generated},
-                                    {"recent_tokens_per_second", s.recent_tokens_per_second}}}}};
+                                    {"recent_tokens_per_second", s.recent_tokens_per_second},
+                                    {"architecture", info.architecture},
+                                    {"n_ctx_slot", info.n_ctx},
+                                    {"n_ctx_train", info.n_ctx_train},
+                                    {"n_vocab", info.n_vocab},
+                                    {"n_params", info.n_params},
+                                    {"size_bytes", info.size_bytes},
+                                    {"has_chat_template", info.has_chat_template}}}}};
                 if (!reply(out)) return;
             } else if (op == "tokenize") {
                 if (!req.contains("text") || !req["text"].is_string()) throw Error(ErrorCode::kInvalidArgument, "tokenize needs \"text\"", "e.g. {\"op\":\"tokenize\",\"text\":\"hi\"}");
                 out["tokens"] = scheduler_ptr->tokenize(req["text"], req.value("add_special", true), req.value("parse_special", true));
+                if (!reply(out)) return;
+            } else if (op == "detokenize") {
+                if (!req.contains("tokens") || !req["tokens"].is_array()) {
+                    throw Error(ErrorCode::kInvalidArgument, "detokenize needs \"tokens\": [ids]", "e.g. {\"op\":\"detokenize\",\"tokens\":[1,2]}");
+                }
+                std::vector<llm::Token> tokens;
+                for (const auto & t : req["tokens"]) {
+                    if (!t.is_number_integer()) throw Error(ErrorCode::kInvalidArgument, "\"tokens\" must be integers", "token ids from tokenize");
+                    tokens.push_back(t.get<int32_t>());
+                }
+                out["text"] = scheduler_ptr->detokenize(tokens, req.value("render_special", false));
+                if (!reply(out)) return;
+            } else if (op == "apply_chat_template") {
+                out["text"] = scheduler_ptr->apply_chat_template(messages_from_json(req.value("messages", json())),
+                                                                 req.value("add_generation_prompt", true));
                 if (!reply(out)) return;
             } else if (op == "load" || op == "reload") {
                 if (op == "load" && (!req.contains("model") || !req["model"].is_string())) {
@@ -307,13 +342,7 @@ void Server::serve_client(int fd) {
                     if (!req.contains("messages") || !req["messages"].is_array()) {
                         throw Error(ErrorCode::kInvalidArgument, "chat needs \"messages\": [{\"role\":...,\"content\":...}]", "see docs/PROTOCOL.md");
                     }
-                    std::vector<llm::Message> messages;
-                    for (const auto & m : req["messages"]) {
-                        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string()) {
-                            throw Error(ErrorCode::kInvalidArgument, "each message needs string \"role\" and \"content\"", "see docs/PROTOCOL.md");
-                        }
-                        messages.push_back({m["role"], m["content"]});
-                    }
+                    const std::vector<llm::Message> messages = messages_from_json(req["messages"]);
                     job->prompt = scheduler_ptr->tokenize(scheduler_ptr->apply_chat_template(messages), true, true);
                 } else if (req.contains("prompt") && req["prompt"].is_string()) {
                     job->prompt = scheduler_ptr->tokenize(req["prompt"], true, true);
@@ -388,7 +417,7 @@ void Server::serve_client(int fd) {
                 take_cancel(buffer);
             } else {
                 throw Error(ErrorCode::kInvalidArgument, op.empty() ? "the request has no \"op\"" : "unknown op '" + op + "'",
-                            "ops: status, complete, chat, tokenize, cancel, load, reload, unload, shutdown");
+                            "ops: status, complete, chat, tokenize, detokenize, apply_chat_template, cancel, load, reload, unload, shutdown");
             }
         } catch (const Error & e) {
             if (!reply_error(id, e)) return;
