@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `cortex` as a user meets it, on this machine's real apt index: dry runs, JSON, refusals, bad
+# input, the model path in-process and through a real preload daemon, doctor, ask, and (as root)
+# a real install, history and rollback of the tiny package `hello`.
+set -uo pipefail
+cortex="$1"; preload="$2"; model="$3"
+py=/usr/bin/python3
+tmp="$(mktemp -d)"
+trap '"$preload" stop --socket "$tmp/d.sock" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+unset CORTEX_PROVIDER LLAMACPP_MODEL OLLAMA_MODEL OLLAMA_HOST CORTEX_PRELOAD CORTEX_PRELOAD_SOCKET XDG_RUNTIME_DIR
+export CORTEX_HOME="$tmp/home" LLAMACPP_N_CTX=2048 LLAMACPP_N_THREADS=2
+passes=0; fails=0
+ok() { passes=$((passes + 1)); }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# expect STATUS PATTERN -- command...: exit status and a pattern in stdout+stderr
+expect() {
+    local want="$1" pattern="$2"; shift 3
+    local out status
+    out="$("$@" 2>&1 </dev/null)"; status=$?
+    if [ "$status" != "$want" ]; then fail "$* exited $status, not $want: $out"; return; fi
+    if ! grep -qE -- "$pattern" <<<"$out"; then fail "$*: no /$pattern/ in: $out"; return; fi
+    ok
+}
+json_field() { $py -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
+
+# Dry runs: the main job, typos, synonyms, JSON.
+expect 0 "apt-get install .* nginx" -- "$cortex" install nginx --dry-run
+expect 0 "dry run" -- "$cortex" install nginx
+expect 0 "closest name" -- "$cortex" install ngnix --dry-run
+expect 0 "docker.io" -- "$cortex" install docker --dry-run
+expect 0 "Chosen by intent" -- "$cortex" install "a web server" --dry-run
+expect 0 "python3-venv" -- "$cortex" install python dev tools --dry-run
+out="$("$cortex" install nginx --json)" && [ "$(json_field "['plan']['packages']" <<<"$out")" = "['nginx']" ] && ok ||
+    fail "install --json: $out"
+# Already installed, bad requests, refusals.
+expect 0 "Already installed: dpkg" -- "$cortex" install dpkg
+expect 1 "no package matches" -- "$cortex" install qwzxvkjq
+expect 1 "names nothing" -- "$cortex" install "please install the"
+expect 1 "essential" -- "$cortex" remove bash
+expect 1 "refused" -- "$cortex" remove libc6
+expect 1 "error" -- "$cortex" remove "nginx;reboot" --dry-run
+expect 108 "excludes" -- "$cortex" install nginx --dry-run --execute
+expect 1 "confirmation needed.*" -- "$cortex" install hello --execute
+out="$("$cortex" install qwzxvkjq --json)"; [ "$(json_field "['error']['code']" <<<"$out")" = "not_found" ] && ok ||
+    fail "error as JSON: $out"
+# History and rollback of things that do not exist.
+expect 0 "No executed plans" -- "$cortex" history
+expect 1 "no history entry 42" -- "$cortex" history show 42
+expect 1 "no history entry 42" -- "$cortex" rollback 42
+expect 1 "positive" -- "$cortex" history --limit 0
+# Doctor: JSON with every check.
+out="$("$cortex" doctor --json)"; n="$(json_field "len(['checks'])" <<<"$out" 2>/dev/null || json_field "['checks'].__len__()" <<<"$out")"
+[ "${n:-0}" -ge 6 ] && ok || fail "doctor --json: $out"
+
+# The model path: a generated model (random weights) still gives a plan of real candidates.
+export LLAMACPP_MODEL="$model"
+out="$(CORTEX_PRELOAD=off "$cortex" install "a tool to watch network traffic" --json)"
+chosen="$(json_field "['plan']['chosen_by']" <<<"$out")"
+case "$chosen" in "model "*"(in-process)"|"package index") ok ;; *) fail "in-process model plan: $out" ;; esac
+expect 0 "." -- "$cortex" ask "How do I install nginx?" --max-tokens 8
+expect 1 "empty|question" -- "$cortex" ask ""
+# Ctrl-C ends a streaming answer cleanly: exit 130 and a message, no crash.
+CORTEX_PRELOAD=off "$cortex" ask "hello there" --max-tokens 1500 >"$tmp/ask.out" 2>"$tmp/ask.err" &
+ask_pid=$!
+sleep 3
+kill -INT "$ask_pid"
+wait "$ask_pid"; status=$?
+[ "$status" = 130 ] && grep -q "cancelled" "$tmp/ask.err" && ok || fail "Ctrl-C during ask: exit $status: $(cat "$tmp/ask.err")"
+# ... and through the preload daemon.
+"$preload" start --socket "$tmp/d.sock" --model "$model" >/dev/null 2>&1 || fail "cortex-preload start"
+export CORTEX_PRELOAD_SOCKET="$tmp/d.sock"
+out="$(CORTEX_PRELOAD=required "$cortex" install "a tool to watch network traffic" --json)"
+chosen="$(json_field "['plan']['chosen_by']" <<<"$out")"
+case "$chosen" in "model "*"(daemon)"|"package index") ok ;; *) fail "daemon model plan: $out" ;; esac
+expect 0 "daemon" -- "$cortex" doctor
+"$preload" stop --socket "$tmp/d.sock" >/dev/null 2>&1
+expect 1 "daemon|preload" -- env CORTEX_PRELOAD=required "$cortex" ask "hi" --max-tokens 4
+unset LLAMACPP_MODEL CORTEX_PRELOAD_SOCKET
+
+# A real install, history and rollback (root only: apt changes the system).
+if [ "$(id -u)" = 0 ]; then
+    apt-get remove -y -q hello >/dev/null 2>&1
+    expect 0 "Done. Recorded as history entry 1" -- "$cortex" install hello --execute --yes
+    dpkg-query -W -f='${Status}' hello 2>/dev/null | grep -q "install ok installed" && ok || fail "hello not installed"
+    expect 0 "install hello" -- "$cortex" history
+    expect 0 "\(none\) -> " -- "$cortex" history show 1
+    expect 0 "remove .*hello" -- "$cortex" rollback 1 --dry-run
+    expect 0 "Recorded as history entry 2" -- "$cortex" rollback 1 --yes
+    dpkg-query -W -f='${Status}' hello 2>/dev/null | grep -q "install ok installed" && fail "hello still installed" || ok
+    expect 1 "already rolled back" -- "$cortex" rollback 1 --yes
+    out="$("$cortex" history --json)"; [ "$(json_field "[1]['rolled_back_by']" <<<"$out")" = "2" ] && ok || fail "history --json: $out"
+else
+    echo "skipped the real install: not root"
+fi
+echo "cortex cli: $passes passed, $fails failed"
+exit $((fails > 0))
