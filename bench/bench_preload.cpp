@@ -91,6 +91,8 @@ int main(int argc, char ** argv) {
     setenv("LLAMACPP_N_CTX", "2048", 1);
     setenv("LLAMACPP_N_THREADS", std::to_string(threads).c_str(), 1);
     setenv("LLAMACPP_N_GPU_LAYERS", std::to_string(ngl).c_str(), 1);
+    setenv("CORTEX_PRELOAD_SOCKET", socket.c_str(), 1);  // where ModelManager looks for the daemon
+    unsetenv("CORTEX_PRELOAD");
 
     const auto t_start = Clock::now();
     pid_t daemon = spawn({daemon_bin, "run", "--model", model, "--parallel", "4", "--socket", socket});
@@ -110,9 +112,15 @@ int main(int argc, char ** argv) {
     mc.n_gpu_layers = ngl;
     auto local = llm::Model::load(model, mc);
 
-    // 1. Overhead of a 1-token completion of a cached 1-token prompt.
-    std::vector<double> in_process, via_daemon;
-    for (int i = 0; i < 5; ++i) local->complete("Hi", greedy(1)), client->complete("Hi", greedy(1));
+    // 1. Overhead of a 1-token completion of a cached 1-token prompt: over one Client, through
+    // the Model that ModelManager attaches to the daemon (its connections are kept), and with a
+    // new connection per call (what quick_* does).
+    llm::ModelManager manager(home);
+    const auto t_attach = Clock::now();
+    auto attached = manager.load_model(model, mc);
+    const double attach_ms = ms_since(t_attach);
+    std::vector<double> in_process, via_daemon, via_manager, via_new_connection;
+    for (int i = 0; i < 5; ++i) local->complete("Hi", greedy(1)), client->complete("Hi", greedy(1)), attached->complete("Hi", greedy(1));
     for (int i = 0; i < 200; ++i) {
         auto t0 = Clock::now();
         local->complete("Hi", greedy(1));
@@ -120,9 +128,19 @@ int main(int argc, char ** argv) {
         t0 = Clock::now();
         client->complete("Hi", greedy(1));
         via_daemon.push_back(ms_since(t0));
+        t0 = Clock::now();
+        attached->complete("Hi", greedy(1));
+        via_manager.push_back(ms_since(t0));
+        t0 = Clock::now();
+        preload::Client::connect(socket)->complete("Hi", greedy(1));
+        via_new_connection.push_back(ms_since(t0));
     }
     const double p50_local = percentile(in_process, 0.5), p99_local = percentile(in_process, 0.99);
     const double p50_daemon = percentile(via_daemon, 0.5), p99_daemon = percentile(via_daemon, 0.99);
+    const double p50_manager = percentile(via_manager, 0.5), p99_manager = percentile(via_manager, 0.99);
+    const double p50_new = percentile(via_new_connection, 0.5), p99_new = percentile(via_new_connection, 0.99);
+    attached.reset();
+    manager.unload_all();
 
     // 2. A one-shot command: through the warm daemon vs loading the model itself.
     std::vector<double> shot_daemon, shot_local;
@@ -192,6 +210,10 @@ int main(int argc, char ** argv) {
     printf("daemon ready after %.0f ms (spawn to first answer)\n", daemon_ready_ms);
     printf("1-token completion, cached prompt: in-process p50 %.2f ms p99 %.2f ms | daemon p50 %.2f ms p99 %.2f ms | added p50 %.2f ms p99 %.2f ms\n",
            p50_local, p99_local, p50_daemon, p99_daemon, p50_daemon - p50_local, p99_daemon - p99_local);
+    printf("  ModelManager::load_model on the daemon (attached in %.2f ms): p50 %.2f ms p99 %.2f ms | added p50 %.2f ms p99 %.2f ms\n",
+           attach_ms, p50_manager, p99_manager, p50_manager - p50_local, p99_manager - p99_local);
+    printf("  a new connection per call: p50 %.2f ms p99 %.2f ms | added p50 %.2f ms p99 %.2f ms\n", p50_new, p99_new,
+           p50_new - p50_local, p99_new - p99_local);
     printf("one-shot command: via daemon %.1f ms | loading in-process %.1f ms | %.1fx faster\n", percentile(shot_daemon, 0.5),
            percentile(shot_local, 0.5), percentile(shot_local, 0.5) / percentile(shot_daemon, 0.5));
     printf("time to first token, 1,000-token system prompt: uncached %.1f ms | cached %.1f ms | %.1fx faster\n", percentile(ttft_cold, 0.5),
