@@ -24,6 +24,7 @@
 #include "interpreter/ask.h"
 #include "interpreter/doctor.h"
 #include "interpreter/ollama_provider.h"
+#include "interpreter/planner.h"
 #include "interpreter/provider.h"
 #include "interpreter/system_info.h"
 #include "test_support.h"
@@ -694,4 +695,70 @@ TEST_F(ProviderTest, DoctorSeesTheDaemon) {
                                          "preload daemon");
     EXPECT_EQ(other.status, DoctorCheck::kWarn) << other.detail;
     EXPECT_NE(other.fix.find("cortex-preload reload --model"), std::string::npos) << other.fix;
+}
+
+// --- the planner through Ollama -----------------------------------------------------------------
+
+namespace {
+
+std::string ollama_chat_body(const std::string & content) {
+    return json({{"model", "llama3.2"},
+                 {"created_at", "2024-11-26T08:00:00.000000Z"},
+                 {"message", {{"role", "assistant"}, {"content", content}}},
+                 {"done_reason", "stop"},
+                 {"done", true},
+                 {"total_duration", 1500000000},
+                 {"load_duration", 2000000},
+                 {"prompt_eval_count", 180},
+                 {"prompt_eval_duration", 300000000},
+                 {"eval_count", 20},
+                 {"eval_duration", 400000000}})
+        .dump();
+}
+
+}  // namespace
+
+TEST_F(ProviderTest, PlannerAsksOllamaAndKeepsOnlyCandidates) {
+    TempDir cache;
+    IndexOptions o;
+    o.cache_dir = cache.path();
+    o.package_lists = {std::string(CORTEX_FIXTURES_DIR) + "/apt/Packages"};
+    o.dpkg_status = std::string(CORTEX_FIXTURES_DIR) + "/apt/status";
+    o.architecture = "amd64";
+    std::unique_ptr<PackageIndex> index = PackageIndex::open(o);
+    FakeOllama ollama;
+    auto provider = open_provider(settings({{"provider", "ollama"}, {"ollama_host", ollama.host()}, {"ollama_model", "llama3.2"}}));
+    PlannerOptions po;
+    po.provider = provider.get();
+    po.simulate = false;
+    Planner planner(*index, po);
+
+    ollama.set_chat({200, ollama_chat_body(R"({"packages": ["apache2"], "reason": "the classic HTTP server"})")});
+    Plan p = planner.plan(Operation::kInstall, "a fast http server for my blog");
+    EXPECT_EQ(p.packages, (std::vector<std::string>{"apache2"}));
+    EXPECT_EQ(p.chosen_by, "model llama3.2 (ollama http://" + ollama.host() + ")");
+    EXPECT_EQ(p.reason, "the classic HTTP server");
+    // The request carried the candidates as the schema's enum, and the user's words.
+    json sent = ollama.last_request();
+    std::vector<std::string> allowed = sent["format"]["properties"]["packages"]["items"]["enum"];
+    EXPECT_NE(std::find(allowed.begin(), allowed.end(), "apache2"), allowed.end());
+    EXPECT_NE(std::find(allowed.begin(), allowed.end(), "nginx"), allowed.end());
+    EXPECT_NE(sent["messages"][1]["content"].get<std::string>().find("for my blog"), std::string::npos);
+
+    // Ollama's format is a request, not a guarantee: a name outside the candidates is dropped,
+    // and with nothing left the index chooses and says why.
+    ollama.set_chat({200, ollama_chat_body(R"({"packages": ["evil-package"], "reason": "trust me"})")});
+    p = planner.plan(Operation::kInstall, "a fast http server for my blog");
+    ASSERT_EQ(p.packages.size(), 1u);
+    EXPECT_NE(p.packages[0], "evil-package");
+    EXPECT_EQ(p.chosen_by, "package index");
+    ASSERT_FALSE(p.notes.empty());
+    EXPECT_NE(p.notes[0].find("not a valid plan"), std::string::npos);
+    ollama.set_chat({200, ollama_chat_body("this is not json")});
+    EXPECT_EQ(planner.plan(Operation::kInstall, "a fast http server for my blog").chosen_by, "package index");
+
+    // Ollama down: the error says what to start.
+    ollama.set_chat({404, fixture("error_model_not_found.json")});
+    Error e = cortex::test::expect_error(ErrorCode::kNotFound, [&] { planner.plan(Operation::kInstall, "a fast http server for my blog"); });
+    EXPECT_NE(e.hint().find("ollama pull"), std::string::npos);
 }
