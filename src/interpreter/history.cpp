@@ -2,7 +2,6 @@
 // back from its recorded package states.
 #include "interpreter/history.h"
 
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <ctime>
@@ -10,6 +9,7 @@
 #include <set>
 
 #include "core/file_util.h"
+#include "core/sqlite_handle.h"
 #include "cortex/error.h"
 #include "interpreter/apt_simulation.h"
 
@@ -20,14 +20,6 @@ namespace {
 // we refuse it rather than guess at its columns. Migrations from older versions go in open_db().
 constexpr int kSchemaVersion = 1;
 
-struct DbClose {
-    void operator()(sqlite3 * db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-    void operator()(sqlite3_stmt * s) const { sqlite3_finalize(s); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbClose>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
 
 std::string move_away_hint(const std::string & path) {
     return "move it away (mv " + path + " " + path +
@@ -64,7 +56,7 @@ std::vector<InstalledPackage> states_from_json(const nlohmann::json & j) {
 
 struct History::Impl {
     std::string path;
-    DbPtr db;
+    SqliteDb db;
 
     // Every SQLite failure becomes Error(kIo) naming the file; "busy" past the timeout is kBusy, and
     // "not a database"/"corrupt" says how to get going again without destroying the old file.
@@ -96,15 +88,15 @@ struct History::Impl {
         if (rc != SQLITE_OK) fail(rc, what);
     }
 
-    StmtPtr prepare(const char * sql) const {
+    SqliteStatement prepare(const char * sql) const {
         sqlite3_stmt * s = nullptr;
         int rc = sqlite3_prepare_v2(db.get(), sql, -1, &s, nullptr);
         if (rc != SQLITE_OK) fail(rc, "read");
-        return StmtPtr(s);
+        return SqliteStatement(s);
     }
 
     int user_version() const {
-        StmtPtr s = prepare("PRAGMA user_version");
+        SqliteStatement s = prepare("PRAGMA user_version");
         int rc = sqlite3_step(s.get());
         if (rc != SQLITE_ROW) fail(rc, "read");
         return sqlite3_column_int(s.get(), 0);
@@ -213,7 +205,7 @@ History::~History() = default;
 
 int64_t History::record(const HistoryEntry & entry) {
     // RETURNING gives this statement's id even when another thread uses the same connection.
-    StmtPtr s = impl_->prepare(
+    SqliteStatement s = impl_->prepare(
         "INSERT INTO executions (time, command, plan, before_state, after_state, exit_status, log_tail, "
         "rolled_back_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
     std::string time = entry.time.empty() ? now_iso8601_utc() : entry.time;
@@ -241,7 +233,7 @@ int64_t History::record(const HistoryEntry & entry) {
 }
 
 std::vector<HistoryEntry> History::list(int limit) const {
-    StmtPtr s = impl_->prepare((std::string(kSelectColumns) + "ORDER BY id DESC LIMIT ?").c_str());
+    SqliteStatement s = impl_->prepare((std::string(kSelectColumns) + "ORDER BY id DESC LIMIT ?").c_str());
     sqlite3_bind_int(s.get(), 1, limit > 0 ? limit : -1);  // LIMIT -1: no limit
     std::vector<HistoryEntry> out;
     int rc;
@@ -251,7 +243,7 @@ std::vector<HistoryEntry> History::list(int limit) const {
 }
 
 std::optional<HistoryEntry> History::get(int64_t id) const {
-    StmtPtr s = impl_->prepare((std::string(kSelectColumns) + "WHERE id = ?").c_str());
+    SqliteStatement s = impl_->prepare((std::string(kSelectColumns) + "WHERE id = ?").c_str());
     sqlite3_bind_int64(s.get(), 1, id);
     int rc = sqlite3_step(s.get());
     if (rc == SQLITE_DONE) return std::nullopt;
@@ -262,7 +254,7 @@ std::optional<HistoryEntry> History::get(int64_t id) const {
 void History::mark_rolled_back(int64_t id, int64_t by) {
     // Only an entry not rolled back yet: two rollbacks of one entry racing each other must not
     // both succeed silently.
-    StmtPtr s = impl_->prepare("UPDATE executions SET rolled_back_by = ? WHERE id = ? AND rolled_back_by IS NULL");
+    SqliteStatement s = impl_->prepare("UPDATE executions SET rolled_back_by = ? WHERE id = ? AND rolled_back_by IS NULL");
     sqlite3_bind_int64(s.get(), 1, by);
     sqlite3_bind_int64(s.get(), 2, id);
     int rc = sqlite3_step(s.get());

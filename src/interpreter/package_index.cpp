@@ -1,6 +1,5 @@
 #include "interpreter/package_index.h"
 
-#include <sqlite3.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include "core/file_util.h"
 #include "core/string_util.h"
 #include "core/subprocess.h"
+#include "core/sqlite_handle.h"
 #include "cortex/error.h"
 #include "cortex/llm.h"
 #include "interpreter/deb822.h"
@@ -80,16 +80,7 @@ int compare_debian_versions(std::string_view a, std::string_view b) {
     return compare_fragment(ra, rb);
 }
 
-// ---- SQLite handles ----
-
-struct DbClose {
-    void operator()(sqlite3 * db) const { sqlite3_close(db); }
-};
-struct StmtFinalize {
-    void operator()(sqlite3_stmt * s) const { sqlite3_finalize(s); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbClose>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+// ---- SQLite helpers ----
 
 static Error db_error(sqlite3 * db, const std::string & path, const std::string & what) {
     return Error(ErrorCode::kIo, what + " in the package index cache " + path + ": " + sqlite3_errmsg(db),
@@ -106,10 +97,10 @@ static void exec(sqlite3 * db, const std::string & path, const char * sql) {
     }
 }
 
-static StmtPtr prepare(sqlite3 * db, const std::string & path, const char * sql) {
+static SqliteStatement prepare(sqlite3 * db, const std::string & path, const char * sql) {
     sqlite3_stmt * s = nullptr;
     if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) throw db_error(db, path, "a query failed");
-    return StmtPtr(s);
+    return SqliteStatement(s);
 }
 
 static std::string column_text(sqlite3_stmt * s, int i) {
@@ -180,7 +171,7 @@ static std::string cache_key(const std::vector<std::string> & lists, const std::
 // ---- the index ----
 
 struct PackageIndex::Impl {
-    DbPtr db;
+    SqliteDb db;
     std::string path;
     std::string arch;
     bool rebuilt = false;
@@ -214,17 +205,17 @@ static void build_cache(const std::string & path, const std::vector<std::string>
     unlink(tmp.c_str());
     sqlite3 * raw = nullptr;
     if (sqlite3_open(tmp.c_str(), &raw) != SQLITE_OK) {
-        DbPtr guard(raw);
+        SqliteDb guard(raw);
         throw db_error(raw, tmp, "cannot create the cache");
     }
-    DbPtr db(raw);
+    SqliteDb db(raw);
     exec(db.get(), tmp,
          "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;"
          "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
          "CREATE TABLE packages(id INTEGER PRIMARY KEY, name TEXT, version TEXT, arch TEXT, section TEXT,"
          " priority TEXT, summary TEXT, size INTEGER, isize INTEGER, essential INTEGER, best INTEGER);"
          "CREATE VIRTUAL TABLE fts USING fts5(name, summary, description, content='', tokenize='porter unicode61');");
-    StmtPtr insert = prepare(db.get(), tmp,
+    SqliteStatement insert = prepare(db.get(), tmp,
                              "INSERT INTO packages(name, version, arch, section, priority, summary, size, isize, "
                              "essential, best) VALUES(?,?,?,?,?,?,?,?,?,0)");
     struct Best {
@@ -264,8 +255,8 @@ static void build_cache(const std::string & path, const std::vector<std::string>
             }
         });
     }
-    StmtPtr mark = prepare(db.get(), tmp, "UPDATE packages SET best = 1 WHERE id = ?");
-    StmtPtr fts = prepare(db.get(), tmp, "INSERT INTO fts(rowid, name, summary, description) VALUES(?,?,?,?)");
+    SqliteStatement mark = prepare(db.get(), tmp, "UPDATE packages SET best = 1 WHERE id = ?");
+    SqliteStatement fts = prepare(db.get(), tmp, "INSERT INTO fts(rowid, name, summary, description) VALUES(?,?,?,?)");
     for (const auto & [name, b] : best) {
         sqlite3_bind_int64(mark.get(), 1, b.id);
         if (sqlite3_step(mark.get()) != SQLITE_DONE) throw db_error(db.get(), tmp, "an update failed");
@@ -279,7 +270,7 @@ static void build_cache(const std::string & path, const std::vector<std::string>
         sqlite3_reset(fts.get());
     }
     exec(db.get(), tmp, "CREATE INDEX packages_name ON packages(name, best);");
-    StmtPtr meta = prepare(db.get(), tmp, "INSERT INTO meta(key, value) VALUES('key', ?), ('count', ?)");
+    SqliteStatement meta = prepare(db.get(), tmp, "INSERT INTO meta(key, value) VALUES('key', ?), ('count', ?)");
     sqlite3_bind_text(meta.get(), 1, key.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(meta.get(), 2, static_cast<int64_t>(best.size()));
     if (sqlite3_step(meta.get()) != SQLITE_DONE) throw db_error(db.get(), tmp, "an insert failed");
@@ -296,10 +287,10 @@ static void build_cache(const std::string & path, const std::vector<std::string>
     }
 }
 
-static DbPtr open_readonly(const std::string & path) {
+static SqliteDb open_readonly(const std::string & path) {
     sqlite3 * raw = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
-    DbPtr db(raw);
+    SqliteDb db(raw);
     if (rc != SQLITE_OK) return nullptr;
     return db;
 }
@@ -307,7 +298,7 @@ static DbPtr open_readonly(const std::string & path) {
 static std::string stored_key(sqlite3 * db, size_t * count) {
     sqlite3_stmt * raw = nullptr;
     if (sqlite3_prepare_v2(db, "SELECT key, value FROM meta", -1, &raw, nullptr) != SQLITE_OK) return "";
-    StmtPtr s(raw);
+    SqliteStatement s(raw);
     std::string key;
     while (sqlite3_step(s.get()) == SQLITE_ROW) {
         std::string k = column_text(s.get(), 0);
@@ -356,7 +347,7 @@ const std::string & PackageIndex::architecture() const { return impl_->arch; }
 
 std::optional<PackageRecord> PackageIndex::find(std::string_view name) const {
     static const std::string sql = std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.best = 1";
-    StmtPtr s = prepare(impl_->db.get(), impl_->path, sql.c_str());
+    SqliteStatement s = prepare(impl_->db.get(), impl_->path, sql.c_str());
     sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
     if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
     return impl_->record_from_row(s.get());
@@ -364,7 +355,7 @@ std::optional<PackageRecord> PackageIndex::find(std::string_view name) const {
 
 std::optional<PackageRecord> PackageIndex::find_version(std::string_view name, std::string_view version) const {
     static const std::string sql = std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.version = ?";
-    StmtPtr s = prepare(impl_->db.get(), impl_->path, sql.c_str());
+    SqliteStatement s = prepare(impl_->db.get(), impl_->path, sql.c_str());
     sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, version.data(), static_cast<int>(version.size()), SQLITE_TRANSIENT);
     if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
@@ -396,7 +387,7 @@ static int edit_distance(std::string_view a, std::string_view b, int limit) {
 
 std::vector<std::string> PackageIndex::similar_names(std::string_view word, int max_distance) const {
     if (impl_->names.empty()) {
-        StmtPtr s = prepare(impl_->db.get(), impl_->path, "SELECT name FROM packages WHERE best = 1");
+        SqliteStatement s = prepare(impl_->db.get(), impl_->path, "SELECT name FROM packages WHERE best = 1");
         while (sqlite3_step(s.get()) == SQLITE_ROW) impl_->names.push_back(column_text(s.get(), 0));
     }
     std::vector<std::pair<int, const std::string *>> found;
@@ -455,7 +446,7 @@ std::vector<SearchHit> PackageIndex::search(std::string_view query, int limit) c
     static const std::string sql = std::string("SELECT ") + kRecordColumns +
                                    ", bm25(fts, 10.0, 4.0, 1.0) AS rank FROM fts JOIN packages p ON p.id = fts.rowid "
                                    "WHERE fts MATCH ? ORDER BY rank LIMIT 200";
-    StmtPtr s = prepare(impl_->db.get(), impl_->path, sql.c_str());
+    SqliteStatement s = prepare(impl_->db.get(), impl_->path, sql.c_str());
     sqlite3_bind_text(s.get(), 1, match.c_str(), -1, SQLITE_TRANSIENT);
     std::vector<SearchHit> ranked;
     while (sqlite3_step(s.get()) == SQLITE_ROW) {
