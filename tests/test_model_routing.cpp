@@ -406,3 +406,24 @@ TEST_F(Routing, BadInputsGiveTheInProcessErrorCodes) {
     EXPECT_EQ(remote->complete("apt install", greedy(8)).content, local->complete("apt install", greedy(8)).content);
     EXPECT_EQ(served(), before + 1);
 }
+
+TEST_F(Routing, ACallbacksOwnErrorReachesTheCallerAndTheConnectionStaysUsable) {
+    start_daemon("tiny");
+    llm::ModelManager manager(home_.file("models"));
+    std::shared_ptr<llm::Model> remote = manager.load_model("tiny", model_config());
+    std::shared_ptr<llm::Model> local = llm::Model::load(path("tiny"), model_config());
+    llm::GenerationConfig g = greedy(64);
+    g.ignore_eos = true;
+    try {
+        remote->complete("tell me everything", g, [](std::string_view) -> bool {
+            throw Error(ErrorCode::kIo, "stdout is closed", "the caller's own failure");
+        });
+        FAIL() << "no error";
+    } catch (const Error & e) {
+        EXPECT_EQ(e.code(), ErrorCode::kIo);
+        EXPECT_EQ(e.message(), "stdout is closed");
+    }
+    const int before = served();
+    EXPECT_EQ(remote->complete("apt install", greedy(8)).content, local->complete("apt install", greedy(8)).content);
+    EXPECT_EQ(served(), before + 1) << "still on the daemon";
+}

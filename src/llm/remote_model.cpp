@@ -3,6 +3,7 @@
 // When the daemon goes away before an answer has started, the call (and every later one) runs
 // on the model loaded here instead (CORTEX_PRELOAD=auto).
 #include <atomic>
+#include <exception>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -105,11 +106,20 @@ class RemoteModel final : public Model::Impl {
         GenerationConfig g = config;
         if (skip_cache_next_.exchange(false)) g.cache_prompt = false;
         bool streamed = false;
+        // What the caller's callback throws is theirs, not a daemon failure: the request is
+        // cancelled, its answer read to the end (the connection stays usable), then it is
+        // rethrown as in-process.
+        std::exception_ptr callback_error;
         TokenCallback cb;
         if (on_token) {
             cb = [&](std::string_view piece) {
                 streamed = true;
-                return on_token(piece);
+                try {
+                    return on_token(piece);
+                } catch (...) {
+                    callback_error = std::current_exception();
+                    return false;
+                }
             };
         }
         bool ran_remote = false;
@@ -120,6 +130,7 @@ class RemoteModel final : public Model::Impl {
                 return out;
             },
             local_call, &streamed);
+        if (callback_error) std::rethrow_exception(callback_error);
         if (ran_remote) {
             // As in-process: the load time of this Model, the whole call as the caller saw it.
             r.load_ms = attach_ms_;
