@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <curl/curl.h>
+
 #include "cortex/llm.h"
 #include "cortex/preload.h"
 
@@ -54,6 +56,76 @@ int wait_for(pid_t pid) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+// POSTs `body` to `url`; returns the HTTP status (0 when nothing answered) and the body.
+long http_post(const std::string & url, const std::string & body, std::string * response) {
+    CURL * curl = curl_easy_init();
+    curl_slist * headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    if (!body.empty()) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    }
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char * p, size_t s, size_t n, void * out) {
+        static_cast<std::string *>(out)->append(p, s * n);
+        return s * n;
+    });
+    std::string sink;
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, response ? response : &sink);
+    long status = 0;
+    if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return status;
+}
+
+struct ServerRun {
+    double ready_ms = 0;
+    double tokens_per_second = 0;
+};
+
+// llama-server of the same build with 4 slots and continuous batching, the same model and
+// settings: time until /health answers 200, and the aggregate generation of 4 concurrent
+// /completion requests of n_gen tokens (ignore_eos, greedy), as our 4 clients do.
+ServerRun run_llama_server(const std::string & server_bin, const std::string & model, int threads, int ngl, int n_gen) {
+    ServerRun run;
+    const std::string port = std::to_string(20000 + getpid() % 20000);
+    const std::string base = "http://127.0.0.1:" + port;
+    const auto t0 = Clock::now();
+    pid_t pid = spawn({server_bin, "-m", model, "-np", "4", "-c", "8192", "-b", "2048", "-ub", "512", "-t", std::to_string(threads),
+                       "-ngl", std::to_string(ngl), "--host", "127.0.0.1", "--port", port});
+    while (http_post(base + "/health", "", nullptr) != 200) {
+        if (ms_since(t0) > 180000) {
+            kill(pid, SIGKILL);
+            wait_for(pid);
+            return run;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    run.ready_ms = ms_since(t0);
+    std::vector<int> predicted(4, 0);
+    std::vector<std::thread> workers;
+    const auto t_gen = Clock::now();
+    for (int i = 0; i < 4; ++i) {
+        workers.emplace_back([&, i] {
+            nlohmann::json req = {{"prompt", "Story " + std::to_string(i) + ":"}, {"n_predict", n_gen}, {"ignore_eos", true},
+                                  {"temperature", 0}, {"cache_prompt", false}};
+            std::string out;
+            if (http_post(base + "/completion", req.dump(), &out) == 200) {
+                auto j = nlohmann::json::parse(out, nullptr, false);
+                if (j.is_object()) predicted[i] = j["timings"].value("predicted_n", 0);
+            }
+        });
+    }
+    for (auto & w : workers) w.join();
+    const double s = ms_since(t_gen) / 1000.0;
+    int total = 0;
+    for (int n : predicted) total += n;
+    run.tokens_per_second = total / s;
+    kill(pid, SIGTERM);
+    wait_for(pid);
+    return run;
+}
+
 llm::GenerationConfig greedy(int n) {
     llm::GenerationConfig g;
     g.temperature = 0;
@@ -78,12 +150,13 @@ int oneshot(const std::string & mode, const std::string & target) {
 int main(int argc, char ** argv) {
     if (argc >= 3 && std::string(argv[1]).rfind("--oneshot", 0) == 0) return oneshot(argv[1], argv[2]);
     if (argc < 4) {
-        fprintf(stderr, "usage: cortex-bench-preload MODEL CORTEX_PRELOAD_BIN LLAMA_BATCHED_BENCH [THREADS] [N_GPU_LAYERS]\n");
+        fprintf(stderr, "usage: cortex-bench-preload MODEL CORTEX_PRELOAD_BIN LLAMA_BATCHED_BENCH [THREADS] [N_GPU_LAYERS] [LLAMA_SERVER]\n");
         return 2;
     }
     const std::string model = std::filesystem::absolute(argv[1]), daemon_bin = argv[2], batched_bench = argv[3];
     const int threads = argc > 4 ? std::atoi(argv[4]) : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
     const int ngl = argc > 5 ? std::atoi(argv[5]) : -1;
+    const std::string server_bin = argc > 6 ? argv[6] : "";
     char tmpl[] = "/tmp/cortex-bench-preload-XXXXXX";
     const std::string home = mkdtemp(tmpl);
     const std::string socket = home + "/preload.sock";
@@ -201,9 +274,19 @@ int main(int argc, char ** argv) {
     }
 
     nlohmann::json status = nlohmann::json::parse(client->status().json);
+    // 5. The same 4-client generation against llama-server (after our daemon's numbers are in).
+    ServerRun server;
+    if (!server_bin.empty()) {
+        client->shutdown();
+        wait_for(daemon);
+        daemon = -1;
+        server = run_llama_server(server_bin, model, threads, ngl, n_gen);
+    }
     const double rss_mb = status.value("resident_bytes", 0.0) / 1e6;
-    client->shutdown();
-    wait_for(daemon);
+    if (daemon > 0) {
+        client->shutdown();
+        wait_for(daemon);
+    }
     std::filesystem::remove_all(home);
 
     printf("model: %s, %d threads, gpu layers %d\n", model.c_str(), threads, ngl);
@@ -220,6 +303,10 @@ int main(int argc, char ** argv) {
            percentile(ttft_warm, 0.5), percentile(ttft_cold, 0.5) / percentile(ttft_warm, 0.5));
     printf("4 concurrent clients: %.1f tokens/s aggregate | llama-batched-bench 4 seqs %.1f t/s (1 seq %.1f) | ratio %.3f\n", ours_tg, bb_tg4,
            bb_tg1, bb_tg4 > 0 ? ours_tg / bb_tg4 : 0.0);
+    if (!server_bin.empty()) {
+        printf("llama-server, 4 slots: ready after %.0f ms | 4 concurrent requests %.1f tokens/s aggregate | ratio (daemon / llama-server) %.3f\n",
+               server.ready_ms, server.tokens_per_second, server.tokens_per_second > 0 ? ours_tg / server.tokens_per_second : 0.0);
+    }
     const double model_mb = std::filesystem::file_size(model) / 1e6;
     const double kv_mb = status["models"][0].value("kv_cache_bytes", 0.0) / 1e6;
     printf("daemon resident memory: %.1f MB = model %.1f MB + KV cache %.1f MB + %.1f MB beyond\n", rss_mb, model_mb, kv_mb,

@@ -13,7 +13,9 @@ build=build/cuda
 prefix="$(scripts/build_llamacpp.sh cuda --print-prefix)"
 case "${1:-}" in
     build)
-        CUDA_ARCHITECTURES="${CUDA_ARCHITECTURES:-90}" scripts/build_llamacpp.sh cuda --jobs "$(nproc)"
+        # llama-server too: the daemon's throughput is compared with it.
+        LLAMA_BUILD_SERVER=1 CUDA_ARCHITECTURES="${CUDA_ARCHITECTURES:-90}" \
+            scripts/build_llamacpp.sh cuda --jobs "$(nproc)"
         cmake -S . -B "$build" -G Ninja "-DCMAKE_PREFIX_PATH=$prefix;${CORTEX_EXTRA_PREFIX:-}" >/dev/null
         cmake --build "$build"
         ;;
@@ -32,7 +34,10 @@ case "${1:-}" in
         ;;
     preload)
         m=build/bench-models/qwen2.5-7b-q4_k_m.gguf
-        "$build/bench/cortex-bench-preload" "$m" "$build/cortex-preload" "$prefix/bin/llama-batched-bench" "${BENCH_THREADS:-8}" 99
+        # Which libraries a client process maps at start: with the GPU backend as a module, no CUDA.
+        echo "libraries the one-shot client maps: $(ldd "$build/bench/cortex-bench-preload" | grep -c -E 'cuda|cublas') CUDA ones"
+        "$build/bench/cortex-bench-preload" "$m" "$build/cortex-preload" "$prefix/bin/llama-batched-bench" "${BENCH_THREADS:-8}" 99 \
+            "$prefix/bin/llama-server"
         ;;
     *) echo "usage: bench/gpu.sh build|test|bench|preload" >&2; exit 2 ;;
 esac

@@ -38,6 +38,7 @@ Environment:
   CORTEX_LLAMA_BUILD_DIR  where sources, builds and prefixes go (default: build/llama.cpp)
   CUDA_ARCHITECTURES      CUDA SM list, e.g. 90 to build only for Hopper
   LLAMA_CMAKE_ARGS        extra arguments for llama.cpp's CMake configure step
+  LLAMA_BUILD_SERVER=1    also build and install llama-server (for cortex-bench-http)
 USAGE
 }
 
@@ -116,7 +117,6 @@ cmake_args=(
     -DLLAMA_BUILD_COMMON=ON
     -DLLAMA_BUILD_TOOLS=ON
     -DLLAMA_TOOLS_INSTALL=ON
-    -DLLAMA_BUILD_SERVER=OFF
     -DLLAMA_BUILD_APP=OFF
     -DLLAMA_BUILD_TESTS=OFF
     -DLLAMA_BUILD_EXAMPLES=OFF
@@ -133,12 +133,17 @@ case "$backend" in
             "install the CUDA toolkit (Debian: apt-get install nvidia-cuda-toolkit; or NVIDIA's packages) and put nvcc on PATH, or build with 'cpu'"
         archs="${CUDA_ARCHITECTURES:-$DEFAULT_CUDA_ARCHS}"
         cmake_args+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_COMPILER=$nvcc" "-DCMAKE_CUDA_ARCHITECTURES=$archs")
+        # The GPU backend as a module that libllama loads on first use: a process that only
+        # talks to the preload daemon then never maps CUDA's libraries (cuBLAS alone is hundreds
+        # of MB of relocations), which is most of a one-shot command's start-up.
+        cmake_args+=(-DGGML_BACKEND_DL=ON "-DGGML_BACKEND_DIR=$prefix/lib")
         log "CUDA: $("$nvcc" --version | tail -n 2 | head -n 1), architectures $archs"
         ;;
     rocm)
         hipcc="$(find_hipcc)" || die "backend 'rocm' needs ROCm, but hipcc was not found (looked in PATH and \${ROCM_PATH:-/opt/rocm}/bin)" \
             "install ROCm (https://rocm.docs.amd.com) or build with 'cpu'"
         cmake_args+=(-DGGML_HIP=ON "-DCMAKE_HIP_COMPILER=$(dirname "$hipcc")/../llvm/bin/clang++")
+        cmake_args+=(-DGGML_BACKEND_DL=ON "-DGGML_BACKEND_DIR=$prefix/lib")  # as for CUDA
         [ -n "${AMDGPU_TARGETS:-}" ] && cmake_args+=("-DAMDGPU_TARGETS=$AMDGPU_TARGETS" "-DGPU_TARGETS=$AMDGPU_TARGETS")
         ;;
     metal)
@@ -163,6 +168,14 @@ case "$backend" in
         fi
         ;;
 esac
+
+# llama-server is opt-in (LLAMA_BUILD_SERVER=1): only the HTTP benchmark compares against it, and
+# it costs CI minutes. Its web UI is left out, so the build never reaches for npm or the network.
+if [ "${LLAMA_BUILD_SERVER:-0}" = 1 ]; then
+    cmake_args+=(-DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF)
+else
+    cmake_args+=(-DLLAMA_BUILD_SERVER=OFF)
+fi
 
 # LLAMA_CMAKE_ARGS is split on whitespace on purpose: it is a list of -D flags.
 # shellcheck disable=SC2206

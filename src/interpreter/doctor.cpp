@@ -40,8 +40,7 @@ Check make(const char * name, Check::Status status, std::string detail, std::str
 
 // Which ggml backends and devices this llama.cpp build has, against the GPUs the machine has.
 Check check_backends(const models::HardwareInfo & hw) {
-    llm::ensure_backend();
-    ggml_backend_load_all();
+    llm::ensure_backend();  // loads the backend modules of a GGML_BACKEND_DL build, once
     std::string detail;
     bool gpu_device = false;
     for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {

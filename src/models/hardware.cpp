@@ -15,6 +15,7 @@
 #include "core/subprocess.h"
 #include "cortex/models.h"
 #include "ggml-backend.h"
+#include "llm/backend.h"
 
 namespace cortex::models {
 namespace {
@@ -137,7 +138,7 @@ HardwareInfo detect_hardware() {
         // Unified memory: Metal may use about three quarters of it.
         hw.gpus.push_back({"apple", "Apple Silicon GPU", hw.ram_bytes / 4 * 3, 0});
     }
-    ggml_backend_load_all();
+    llm::ensure_backend();  // loads the backend modules of a GGML_BACKEND_DL build, once
     for (size_t i = 0; i < ggml_backend_reg_count(); ++i) hw.backends.push_back(ggml_backend_reg_name(ggml_backend_reg_get(i)));
     return hw;
 }
