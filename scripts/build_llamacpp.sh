@@ -136,14 +136,16 @@ case "$backend" in
         # The GPU backend as a module that libllama loads on first use: a process that only
         # talks to the preload daemon then never maps CUDA's libraries (cuBLAS alone is hundreds
         # of MB of relocations), which is most of a one-shot command's start-up.
-        cmake_args+=(-DGGML_BACKEND_DL=ON "-DGGML_BACKEND_DIR=$prefix/lib")
+        # A module build cannot be GGML_NATIVE; the CPU side is every x86 variant, the best one
+        # picked at run time (as llama.cpp's release builds do).
+        cmake_args+=(-DGGML_BACKEND_DL=ON "-DGGML_BACKEND_DIR=$prefix/lib" -DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=ON)
         log "CUDA: $("$nvcc" --version | tail -n 2 | head -n 1), architectures $archs"
         ;;
     rocm)
         hipcc="$(find_hipcc)" || die "backend 'rocm' needs ROCm, but hipcc was not found (looked in PATH and \${ROCM_PATH:-/opt/rocm}/bin)" \
             "install ROCm (https://rocm.docs.amd.com) or build with 'cpu'"
         cmake_args+=(-DGGML_HIP=ON "-DCMAKE_HIP_COMPILER=$(dirname "$hipcc")/../llvm/bin/clang++")
-        cmake_args+=(-DGGML_BACKEND_DL=ON "-DGGML_BACKEND_DIR=$prefix/lib")  # as for CUDA
+        cmake_args+=(-DGGML_BACKEND_DL=ON "-DGGML_BACKEND_DIR=$prefix/lib" -DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=ON)  # as for CUDA
         [ -n "${AMDGPU_TARGETS:-}" ] && cmake_args+=("-DAMDGPU_TARGETS=$AMDGPU_TARGETS" "-DGPU_TARGETS=$AMDGPU_TARGETS")
         ;;
     metal)
