@@ -500,3 +500,22 @@ TEST(Preload, CancelOpStopsTheStreamAndPipelinedRequestsWait) {
     EXPECT_EQ(last["result"]["finish_reason"], "cancelled");
     close(fd);
 }
+
+// Each connection's thread used to stay in the server's list (a joinable std::thread with its
+// stack) until shutdown, so many short connections grew the daemon without bound.
+TEST(Preload, ShortConnectionsDoNotPileUpThreads) {
+    Daemon d(1);
+    // An ended but unjoined thread leaves /proc's thread list yet keeps its stack mapped (8 MiB
+    // of address space each): VmSize shows the pile-up.
+    auto vm_kb = [&d] {
+        std::string status = cortex::test::read_file("/proc/" + std::to_string(d.pid()) + "/status");
+        const size_t at = status.find("VmSize:");
+        return at == std::string::npos ? -1L : std::atol(status.c_str() + at + 7);
+    };
+    const long before = vm_kb();
+    for (int i = 0; i < 200; ++i) {
+        ASSERT_NE(send_and_read(d.socket(), "{\"op\":\"status\"}\n").find("status"), std::string::npos);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the accept loop reaps every 100 ms
+    EXPECT_LT(vm_kb() - before, 200L * 1024) << "200 connections grew the address space by " << (vm_kb() - before) / 1024 << " MiB";
+}

@@ -19,6 +19,7 @@
 #include "cortex/config.h"
 #include "cortex/llm.h"
 #include "cortex/preload.h"
+#include "http/http_server.h"
 #include "preload/scheduler.h"
 #include "preload/server.h"
 
@@ -48,14 +49,45 @@ void notify_systemd(const std::string & state) {
 }
 
 struct Options {
-    std::string model, socket;
+    std::string model, socket, http;
     int parallel = 4;
     bool json = false;
+    size_t http_max_body = 8u << 20;
+    int http_max_requests = 64;
 };
 
+// The HTTP API when the "http" setting (or --http) asks for it. A non-loopback address must come
+// from the command line: a stray CORTEX_HTTP or config.json line must never expose the model.
+std::unique_ptr<http::HttpServer> start_http(const Settings & settings, const Options & o, preload::Server & server) {
+    const Setting & address = settings.get("http");
+    if (address.value.empty()) return nullptr;
+    http::HttpOptions options;
+    http::parse_address(address.value, options.host, options.port);
+    if (!http::is_loopback(options.host) && address.source != SettingSource::kFlag) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "the http setting (" + address.origin + ") names " + options.host + ", which is not a loopback address",
+                    "a non-local address must be given on the command line: cortex-preload start --http " + address.value);
+    }
+    options.token = settings.get("http_token").value;
+    options.cors_origin = settings.get("http_cors_origin").value;
+    options.max_body_bytes = o.http_max_body;
+    options.max_requests = o.http_max_requests;
+    http::Backend backend{[&server] { return server.current(); }, [&server] { return server.current_name(); }, settings.models_dir()};
+    auto api = std::make_unique<http::HttpServer>(options, backend);
+    fprintf(stderr, "cortex-preload: HTTP API (Ollama /api, OpenAI /v1) on http://%s:%d%s\n", options.host.c_str(), api->port(),
+            options.token.empty() ? "" : " (bearer token required)");
+    if (!http::is_loopback(options.host) && options.token.empty()) {
+        fprintf(stderr, "cortex-preload: warning: %s is reachable from other machines and has no token: set CORTEX_HTTP_TOKEN\n",
+                options.host.c_str());
+    }
+    return api;
+}
+
 int cmd_run(const Options & o) {
-    const Settings settings = Settings::load(o.model.empty() ? std::map<std::string, std::string>{}
-                                                             : std::map<std::string, std::string>{{"model", o.model}});
+    std::map<std::string, std::string> flags;
+    if (!o.model.empty()) flags["model"] = o.model;
+    if (!o.http.empty()) flags["http"] = o.http;
+    const Settings settings = Settings::load(flags);
     const std::string name = settings.model();
     if (name.empty()) {
         throw Error(ErrorCode::kNotFound, "no model to preload", "pass --model NAME, or set LLAMACPP_MODEL");
@@ -84,8 +116,10 @@ int cmd_run(const Options & o) {
     fprintf(stderr, "cortex-preload: %s (%s) loaded in %.0f ms, %d slots, serving on %s\n", name.c_str(), scheduler->path().c_str(),
             scheduler->load_ms(), parallel, socket.c_str());
     scheduler.reset();  // the server owns it now: a reload can free it
+    std::unique_ptr<http::HttpServer> api = start_http(settings, o, server);
     notify_systemd("READY=1\nSTATUS=serving " + name);
     server.run();
+    api.reset();  // after the scheduler drained: requests in flight have their answers
     notify_systemd("STOPPING=1");
     g_server = nullptr;
     return 0;
@@ -114,6 +148,8 @@ int cmd_start(const Options & o, const char * self) {
         if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
         std::vector<std::string> args = {self, "run", "--parallel", std::to_string(o.parallel), "--socket", socket};
         if (!o.model.empty()) args.insert(args.end(), {"--model", o.model});
+        if (!o.http.empty()) args.insert(args.end(), {"--http", o.http});
+        args.insert(args.end(), {"--http-max-body", std::to_string(o.http_max_body), "--http-max-requests", std::to_string(o.http_max_requests)});
         std::vector<char *> argv;
         for (auto & a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -216,6 +252,9 @@ int main(int argc, char ** argv) {
         if (model) {
             sub->add_option("--model", o.model, "model name or path (default: the model setting)");
             sub->add_option("--parallel", o.parallel, "requests served at once")->check(CLI::Range(1, 64));
+            sub->add_option("--http", o.http, "also serve Ollama's and OpenAI's HTTP API on PORT or HOST:PORT (loopback unless a host is named)");
+            sub->add_option("--http-max-body", o.http_max_body, "largest HTTP request body in bytes (413 beyond)")->check(CLI::Range(1024, 1 << 30));
+            sub->add_option("--http-max-requests", o.http_max_requests, "HTTP generation requests at once (429/503 beyond)")->check(CLI::Range(1, 4096));
         }
         sub->add_flag("--json", o.json, "print JSON");
     };

@@ -5,6 +5,7 @@
 #include "config/dotenv.h"
 #include "core/file_util.h"
 #include "cortex/config.h"
+#include "http/http_server.h"
 
 namespace cortex {
 namespace {
@@ -20,6 +21,9 @@ const std::vector<SettingKey> kKeys = {
     {"models_dir", "CORTEX_MODELS_DIR", "models_dir", "where downloaded models are stored"},
     {"preload_socket", "CORTEX_PRELOAD_SOCKET", "preload_socket", "Unix socket of the preload daemon"},
     {"log_level", "CORTEX_LOG_LEVEL", "log_level", "error, warn, info, debug or none"},
+    {"http", "CORTEX_HTTP", "http", "preload daemon's HTTP API address (PORT or 127.0.0.1:PORT); empty = off"},
+    {"http_token", "CORTEX_HTTP_TOKEN", "http_token", "bearer token the HTTP API requires; empty = none"},
+    {"http_cors_origin", "CORTEX_HTTP_CORS_ORIGIN", "http_cors_origin", "origin allowed by CORS (* or one origin); empty = CORS off"},
 };
 
 const SettingKey * find_key(const std::string & name) {
@@ -63,6 +67,12 @@ void check_value(const SettingKey & key, const std::string & value, const std::s
     } else if (name == "log_level") {
         if (value != "error" && value != "warn" && value != "info" && value != "debug" && value != "none") {
             bad("unknown log level '" + value + "'", "use error, warn, info, debug or none");
+        }
+    } else if (name == "http") {
+        if (!value.empty()) {
+            std::string host;
+            int port = 0;
+            http::parse_address(value, host, port);  // throws with the accepted forms
         }
     } else if (name == "ollama_host") {
         if (value.empty()) bad("OLLAMA_HOST is empty", "e.g. OLLAMA_HOST=http://localhost:11434");
@@ -114,6 +124,9 @@ Settings Settings::load(const std::map<std::string, std::string> & flags, const 
         {"models_dir", {home + "/models", SettingSource::kDefault, ""}},
         {"preload_socket", {default_socket(home), SettingSource::kDefault, ""}},
         {"log_level", {"error", SettingSource::kDefault, ""}},
+        {"http", {"", SettingSource::kDefault, ""}},
+        {"http_token", {"", SettingSource::kDefault, ""}},
+        {"http_cors_origin", {"", SettingSource::kDefault, ""}},
     };
 
     const std::string json_path = home + "/config.json";
@@ -209,7 +222,7 @@ std::string Settings::to_text() const {
     for (const SettingKey & k : kKeys) {
         const Setting & s = values_.at(k.name);
         std::string line = std::string(k.name) + std::string(16 - std::min<size_t>(15, std::string(k.name).size()), ' ') +
-                           (s.value.empty() ? "(unset)" : s.value);
+                           (s.value.empty() ? "(unset)" : k.name == std::string("http_token") ? "(set, hidden)" : s.value);
         line += "  [" + std::string(setting_source_name(s.source)) + (s.origin.empty() ? "" : ": " + s.origin) + "]";
         out += line + "\n";
     }
@@ -223,7 +236,8 @@ std::string Settings::to_json() const {
     nlohmann::json j = nlohmann::json::object();
     for (const SettingKey & k : kKeys) {
         const Setting & s = values_.at(k.name);
-        j[k.name] = {{"value", s.value}, {"source", setting_source_name(s.source)}, {"origin", s.origin},
+        const bool secret = k.name == std::string("http_token") && !s.value.empty();  // never printed
+        j[k.name] = {{"value", secret ? "(set, hidden)" : s.value}, {"source", setting_source_name(s.source)}, {"origin", s.origin},
                      {"env", k.env}, {"json", k.json}};
     }
     return j.dump(2);

@@ -112,6 +112,7 @@ SchedulerStats Scheduler::stats() const {
     s.requests_served = served_;
     s.tokens_generated = generated_;
     s.recent_tokens_per_second = recent_tps_;
+    s.kv_cells_used = kv_cells_used_;
     const uint64_t head_dim = llama_model_n_embd(model_.get()) / std::max(1, llama_model_n_head(model_.get()));
     s.kv_cache_bytes = static_cast<uint64_t>(llama_n_ctx(ctx_.get())) * llama_model_n_layer(model_.get()) * 2 * head_dim *
                        llama_model_n_head_kv(model_.get()) * 2;  // K and V, f16
@@ -324,6 +325,9 @@ void Scheduler::loop() {
             continue;
         }
         if (prompt_finished) llama_synchronize(ctx_.get());  // a GPU decode returns before it is done
+        uint64_t cells = 0;
+        for (const auto & slot : slots_) cells += slot->kv.size();
+        kv_cells_used_ = cells;
         const auto now = Clock::now();
 
         for (auto & slot : slots_) {

@@ -44,6 +44,7 @@ struct SchedulerStats {
     uint64_t tokens_generated = 0;
     double recent_tokens_per_second = 0;  // aggregate, over the last completed requests
     uint64_t kv_cache_bytes = 0;
+    uint64_t kv_cells_used = 0;  // cells holding tokens, the slots' prompt caches included
 };
 
 class Scheduler {
@@ -99,6 +100,7 @@ class Scheduler {
     bool accepting_ = true;
     uint64_t served_ = 0, generated_ = 0;
     double recent_tps_ = 0;
+    std::atomic<uint64_t> kv_cells_used_{0};  // written by the loop, which owns the slots' kv
     std::thread thread_;
 };
 

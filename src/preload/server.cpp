@@ -125,7 +125,10 @@ Server::~Server() {
 void Server::run() {
     while (!stopping_) {
         pollfd p{listen_fd_, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0) continue;
+        if (poll(&p, 1, 100) <= 0) {
+            reap_finished();
+            continue;
+        }
         int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
         if (clients_ >= options_.max_clients) {
@@ -134,24 +137,49 @@ void Server::run() {
             continue;
         }
         ++clients_;
-        std::lock_guard<std::mutex> lock(threads_mutex_);
-        threads_.emplace_back([this, fd] {
+        spawn([this, fd] {
             serve_client(fd);
             close(fd);
             --clients_;
         });
+        reap_finished();
     }
     // In-flight requests finish (bounded), then the clients' threads end.
     close(listen_fd_);
     listen_fd_ = -1;
     if (options_.inherited_fd < 0) unlink(options_.socket_path.c_str());
     if (std::shared_ptr<Scheduler> last = current()) last->drain(std::chrono::seconds(10));
-    std::vector<std::thread> threads;
+    std::list<Worker> threads;
     {
         std::lock_guard<std::mutex> lock(threads_mutex_);
         threads.swap(threads_);
     }
-    for (auto & t : threads) t.join();
+    for (auto & w : threads) w.thread.join();
+}
+
+void Server::spawn(std::function<void()> fn) {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    threads_.push_back({std::thread([fn = std::move(fn), done] {
+                            fn();
+                            *done = true;
+                        }),
+                        done});
+}
+
+// Every connection used to leave a joinable std::thread (its stack included) in threads_ until
+// shutdown, so a daemon serving many short connections grew without bound.
+void Server::reap_finished() {
+    std::list<Worker> finished;
+    {
+        std::lock_guard<std::mutex> lock(threads_mutex_);
+        for (auto it = threads_.begin(); it != threads_.end();) {
+            auto next = std::next(it);
+            if (*it->done) finished.splice(finished.end(), threads_, it);
+            it = next;
+        }
+    }
+    for (auto & w : finished) w.thread.join();  // outside the lock: it has ended or is ending now
 }
 
 std::string Server::current_name() const {
@@ -174,8 +202,7 @@ void Server::replace(std::shared_ptr<Scheduler> next, const std::string & name) 
     }
     if (!old) return;
     // The old model finishes what it runs (bounded), off this thread, then goes.
-    std::lock_guard<std::mutex> lock(threads_mutex_);
-    threads_.emplace_back([old = std::move(old)]() mutable {
+    spawn([old = std::move(old)]() mutable {
         old->drain(std::chrono::seconds(30));
         old.reset();
     });

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <functional>
+#include <list>
 #include <memory>
 #include <chrono>
 #include <mutex>
@@ -41,10 +42,21 @@ class Server {
     void run();
     void stop() { stopping_ = true; }
 
-  private:
-    void serve_client(int fd);
+    // The model served now (null after "unload") and the name it was asked for by; the HTTP
+    // API (src/http) serves from the same scheduler. Thread-safe.
     std::shared_ptr<Scheduler> current() const;
     std::string current_name() const;
+
+  private:
+    // A thread that says when it has ended, so that the accept loop can join it early.
+    struct Worker {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;
+    };
+    void spawn(std::function<void()> fn);
+    void reap_finished();
+
+    void serve_client(int fd);
     // Swaps in a newly loaded model; requests in flight finish on the old one.
     void replace(std::shared_ptr<Scheduler> next, const std::string & name);
 
@@ -60,7 +72,7 @@ class Server {
     std::atomic<int> clients_{0};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::mutex threads_mutex_;
-    std::vector<std::thread> threads_;
+    std::list<Worker> threads_;  // finished ones are joined by the accept loop
 };
 
 // $XDG_RUNTIME_DIR/cortex/preload.sock or $CORTEX_HOME/run/preload.sock, unless the settings
