@@ -521,3 +521,25 @@ def test_required_daemon_missing(tmp_path, monkeypatch):
     with pytest.raises(llm.NotFoundError) as info:
         ModelManager().load_model(TINY, ModelConfig(n_ctx=N_CTX))
     assert "cortex-preload start" in info.value.hint
+
+
+# ---- Installed ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not os.environ.get("CORTEX_BUILD_DIR"), reason="CORTEX_BUILD_DIR (a complete build) not set")
+def test_installs_into_dist_packages(tmp_path):
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", os.environ["CORTEX_BUILD_DIR"], "--prefix", str(prefix)], check=True,
+                   capture_output=True, timeout=120)
+    site = prefix / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "dist-packages"
+    for name in ("cortex/__init__.py", "cortex/py.typed", "cortex/llm/__init__.py", "cortex/llm/__init__.pyi",
+                 "cortex/llm/py.typed"):
+        assert (site / name).is_file(), name
+    code = ("import sys, cortex.llm as l; assert l.__file__.startswith(sys.argv[2]), l.__file__; "
+            "m = l.Model.load(sys.argv[1], l.ModelConfig(n_ctx=256)); "
+            "print(m.complete('Hi', l.GenerationConfig(max_tokens=2)).completion_tokens)")
+    env = child_env(PYTHONPATH=str(site))  # what /usr/local's dist-packages is on Debian's sys.path
+    env["PYTHONPATH"] = str(site)
+    p = subprocess.run([sys.executable, "-c", code, TINY, str(site)], capture_output=True, text=True, timeout=120,
+                       env=env, cwd=str(tmp_path))
+    assert p.returncode == 0 and p.stdout.strip() == "2", p.stderr
