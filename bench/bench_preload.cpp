@@ -78,9 +78,23 @@ long http_post(const std::string & url, const std::string & body, std::string * 
     return status;
 }
 
+// Anonymous resident memory of `pid` (heap, repacked weights, compute buffers, CUDA's host
+// allocations), in MB; the mapped model file's pages are RssFile and not counted.
+double rss_anon_mb(pid_t pid) {
+    FILE * f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "RssAnon: %lf kB", &kb) == 1) break;
+    }
+    if (f) fclose(f);
+    return kb / 1024.0;
+}
+
 struct ServerRun {
     double ready_ms = 0;
     double tokens_per_second = 0;
+    double rss_anon_mb = 0;  // after its 4 requests, like the daemon's figure
 };
 
 // llama-server of the same build with 4 slots and continuous batching, the same model and
@@ -121,6 +135,7 @@ ServerRun run_llama_server(const std::string & server_bin, const std::string & m
     int total = 0;
     for (int n : predicted) total += n;
     run.tokens_per_second = total / s;
+    run.rss_anon_mb = rss_anon_mb(pid);
     kill(pid, SIGTERM);
     wait_for(pid);
     return run;
@@ -274,6 +289,7 @@ int main(int argc, char ** argv) {
     }
 
     nlohmann::json status = nlohmann::json::parse(client->status().json);
+    const double daemon_anon_mb = rss_anon_mb(daemon);
     // 5. The same 4-client generation against llama-server (after our daemon's numbers are in).
     ServerRun server;
     if (!server_bin.empty()) {
@@ -306,6 +322,8 @@ int main(int argc, char ** argv) {
     if (!server_bin.empty()) {
         printf("llama-server, 4 slots: ready after %.0f ms | 4 concurrent requests %.1f tokens/s aggregate | ratio (daemon / llama-server) %.3f\n",
                server.ready_ms, server.tokens_per_second, server.tokens_per_second > 0 ? ours_tg / server.tokens_per_second : 0.0);
+        printf("anonymous resident memory (model file pages excluded): daemon %.1f MB | llama-server %.1f MB | daemon beyond llama-server %+.1f MB\n",
+               daemon_anon_mb, server.rss_anon_mb, daemon_anon_mb - server.rss_anon_mb);
     }
     const double model_mb = std::filesystem::file_size(model) / 1e6;
     const double kv_mb = status["models"][0].value("kv_cache_bytes", 0.0) / 1e6;

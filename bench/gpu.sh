@@ -35,7 +35,7 @@ case "${1:-}" in
     preload)
         m=build/bench-models/qwen2.5-7b-q4_k_m.gguf
         # Which libraries a client process maps at start: with the GPU backend as a module, no CUDA.
-        echo "libraries the one-shot client maps: $(ldd "$build/bench/cortex-bench-preload" | grep -c -E 'cuda|cublas') CUDA ones"
+        echo "libraries the one-shot client maps: $(ldd "$build/bench/cortex-bench-preload" | grep -c -E 'libcuda|libcublas|libcudart') CUDA ones"
         "$build/bench/cortex-bench-preload" "$m" "$build/cortex-preload" "$prefix/bin/llama-batched-bench" "${BENCH_THREADS:-8}" 99 \
             "$prefix/bin/llama-server"
         ;;
