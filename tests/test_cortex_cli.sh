@@ -89,6 +89,9 @@ if [ "$(id -u)" = 0 ]; then
     dpkg-query -W -f='${Status}' hello 2>/dev/null | grep -q "install ok installed" && fail "hello still installed" || ok
     expect 1 "already rolled back" -- "$cortex" rollback 1 --yes
     out="$("$cortex" history --json)"; [ "$(json_field "[1]['rolled_back_by']" <<<"$out")" = "2" ] && ok || fail "history --json: $out"
+    # Not root and no sudo: a clear error before anything runs.
+    mkdir -p "$tmp/nobody" && chmod 777 "$tmp/nobody" && chmod 755 "$tmp"
+    expect 1 "needs root.*sudo" -- runuser -u nobody -- env PATH=/usr/bin:/bin CORTEX_HOME="$tmp/nobody" "$cortex" install hello --execute --yes
 else
     echo "skipped the real install: not root"
 fi
