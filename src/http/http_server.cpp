@@ -126,6 +126,9 @@ HttpServer::HttpServer(HttpOptions options, Backend backend) : impl_(std::make_u
     svr.set_read_timeout(ctx.options.read_timeout_s, 0);
     svr.set_write_timeout(ctx.options.read_timeout_s, 0);
     svr.set_keep_alive_timeout(5);
+    // httplib closes a connection after 5 requests by default: clients that keep one open
+    // (the npm clients, editors) would pay a new TCP connection every 5 requests.
+    svr.set_keep_alive_max_count(100000);
     svr.set_tcp_nodelay(true);  // streamed tokens go out as they come
 
     svr.set_pre_routing_handler([&ctx](const httplib::Request & req, httplib::Response & res) {
