@@ -39,6 +39,7 @@ Environment:
   CUDA_ARCHITECTURES      CUDA SM list, e.g. 90 to build only for Hopper
   LLAMA_CMAKE_ARGS        extra arguments for llama.cpp's CMake configure step
   LLAMA_BUILD_SERVER=1    also build and install llama-server (for cortex-bench-http)
+  LLAMA_RPC=0             leave out the RPC backend and ggml-rpc-server (built by default)
 USAGE
 }
 
@@ -126,6 +127,11 @@ cmake_args=(
     -DCMAKE_INSTALL_LIBDIR=lib
     "-DCMAKE_INSTALL_RPATH=\$ORIGIN/../lib"
 )
+# The RPC backend (issue #9): libggml-rpc, through which libllama offloads layers to
+# `ggml-rpc-server` processes on other hosts, and that server itself, installed into the prefix.
+# On by default; LLAMA_RPC=0 leaves both out. Explicit either way, so that a cached ON from an
+# earlier configure does not survive.
+if [ "${LLAMA_RPC:-1}" = 0 ]; then cmake_args+=(-DGGML_RPC=OFF); else cmake_args+=(-DGGML_RPC=ON); fi
 
 case "$backend" in
     cuda)
