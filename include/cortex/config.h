@@ -57,7 +57,8 @@ class Settings {
     const std::string & preload_socket() const { return get("preload_socket").value; }
     const std::string & log_level() const { return get("log_level").value; }
 
-    // n_ctx, n_gpu_layers and n_threads as a ModelConfig.
+    // n_ctx, n_gpu_layers, n_threads and the multi-device settings (split_mode, tensor_split,
+    // main_gpu, rpc_servers, rpc_allow_remote) as a ModelConfig.
     llm::ModelConfig model_config() const;
 
     // Variables of .env that are no Cortex setting (e.g. HF_TOKEN): kept, not interpreted.

@@ -20,6 +20,11 @@ using Token = int32_t;
 
 enum class FlashAttention { kAuto, kOn, kOff };
 
+// How a model is spread over several devices (libllama's llama_split_mode): kNone puts it all on
+// main_gpu; kLayer gives each device whole layers (and their KV cache); kRow also splits the
+// rows of the large matrices across GPUs (tensor parallelism where the backend supports it).
+enum class SplitMode { kNone, kLayer, kRow };
+
 // How a model is loaded. Every field has the documented default of the Cortex settings.
 struct ModelConfig {
     int n_ctx = 4096;       // context window in tokens; must be > 0
@@ -28,6 +33,17 @@ struct ModelConfig {
     int n_batch = 512;      // tokens evaluated per llama_decode() call while reading a prompt
     FlashAttention flash_attention = FlashAttention::kAuto;
     bool use_mmap = true;  // map the file instead of reading it into memory
+
+    // Several devices. The defaults are libllama's: layers over every local GPU, in proportion
+    // to their free memory. The device order is: RPC servers (in the order given), then local GPUs.
+    SplitMode split_mode = SplitMode::kLayer;
+    std::vector<float> tensor_split;  // a proportion per device, e.g. {3, 1}; empty = by free memory
+    int main_gpu = 0;                 // the device of split_mode kNone (and of row split's small tensors)
+    // ggml RPC servers ("host:port", `ggml-rpc-server` on another machine) whose devices take
+    // part in the split. RPC has no authentication or encryption upstream, so a host other than
+    // loopback is refused unless rpc_allow_remote is set (LLAMACPP_RPC_ALLOW_REMOTE=1).
+    std::vector<std::string> rpc_servers;
+    bool rpc_allow_remote = false;
 
     bool operator==(const ModelConfig &) const = default;
 };
@@ -189,6 +205,35 @@ std::string default_model_name();
 // shared ModelManager with the Cortex settings (models_dir, n_ctx, n_gpu_layers, n_threads).
 Result quick_complete(const std::string & prompt, const GenerationConfig & config = {}, const std::string & model = "");
 Result quick_chat(const std::string & message, const GenerationConfig & config = {}, const std::string & model = "");
+
+// A device libllama can compute on: a local CPU or GPU, or one of an RPC server's devices.
+struct DeviceInfo {
+    std::string name;         // ggml's name: "CPU", "CUDA0", "RPC0", ...
+    std::string description;  // e.g. "NVIDIA H100 80GB HBM3"; for RPC, the server's host:port
+    std::string type;         // "cpu", "gpu", "igpu", "accel" or "rpc"
+    std::string endpoint;     // host:port of an RPC device, else empty
+    uint64_t free_bytes = 0;
+    uint64_t total_bytes = 0;
+};
+
+// A server of `rpc_servers` that did not answer, and why (an Error naming host:port).
+struct RpcServerProblem {
+    std::string endpoint;
+    Error error;
+};
+
+// Every local device, then the devices of each RPC server that answers a handshake within a
+// couple of seconds; the ones that do not are in `problems` (an RPC server serves one client at
+// a time, so one busy with a loaded model does not answer either). Throws Error(kInvalidArgument)
+// for a malformed or refused endpoint (see parse_rpc_servers), never for an unreachable one.
+std::vector<DeviceInfo> list_devices(const std::vector<std::string> & rpc_servers, bool rpc_allow_remote,
+                                     std::vector<RpcServerProblem> * problems = nullptr);
+
+// Splits "host:port,host:port" (spaces allowed around commas; IPv6 as [addr]:port) and checks
+// each: a port in 1..65535, and a loopback host (127.0.0.0/8, ::1, localhost) unless
+// `allow_remote`, because the RPC protocol has no authentication: anyone who can reach the port
+// can run code-like graphs and read or write the server's memory. Throws Error(kInvalidArgument).
+std::vector<std::string> parse_rpc_servers(const std::string & list, bool allow_remote);
 
 // libllama's and Cortex's log threshold: "error" (default), "warn", "info" or "debug".
 // Also read once from CORTEX_LOG_LEVEL.

@@ -54,7 +54,18 @@ struct Options {
     bool json = false;
     size_t http_max_body = 8u << 20;
     int http_max_requests = 64;
+    std::string rpc, split_mode, tensor_split, main_gpu;  // multi-device settings as flags (issue #9)
 };
+
+// The multi-device flags as settings; kept for every reload, like --model's first value.
+std::map<std::string, std::string> device_flags(const Options & o) {
+    std::map<std::string, std::string> flags;
+    if (!o.rpc.empty()) flags["rpc_servers"] = o.rpc;
+    if (!o.split_mode.empty()) flags["split_mode"] = o.split_mode;
+    if (!o.tensor_split.empty()) flags["tensor_split"] = o.tensor_split;
+    if (!o.main_gpu.empty()) flags["main_gpu"] = o.main_gpu;
+    return flags;
+}
 
 // The HTTP API when the "http" setting (or --http) asks for it. A non-loopback address must come
 // from the command line: a stray CORTEX_HTTP or config.json line must never expose the model.
@@ -84,7 +95,7 @@ std::unique_ptr<http::HttpServer> start_http(const Settings & settings, const Op
 }
 
 int cmd_run(const Options & o) {
-    std::map<std::string, std::string> flags;
+    std::map<std::string, std::string> flags = device_flags(o);
     if (!o.model.empty()) flags["model"] = o.model;
     if (!o.http.empty()) flags["http"] = o.http;
     const Settings settings = Settings::load(flags);
@@ -95,8 +106,8 @@ int cmd_run(const Options & o) {
     const std::string socket = o.socket.empty() ? settings.preload_socket() : o.socket;
     // Settings are read again on every (re)load, so that "reload" picks up edits.
     const int parallel = o.parallel;
-    auto factory = [parallel, first = name](std::string & model) {
-        const Settings now = Settings::load();
+    auto factory = [parallel, first = name, devices = device_flags(o)](std::string & model) {
+        const Settings now = Settings::load(devices);
         if (model.empty()) model = !now.model().empty() ? now.model() : first;
         llm::ModelManager manager(now.models_dir());
         return std::make_shared<preload::Scheduler>(manager.resolve(model), now.model_config(), parallel);
@@ -149,6 +160,10 @@ int cmd_start(const Options & o, const char * self) {
         std::vector<std::string> args = {self, "run", "--parallel", std::to_string(o.parallel), "--socket", socket};
         if (!o.model.empty()) args.insert(args.end(), {"--model", o.model});
         if (!o.http.empty()) args.insert(args.end(), {"--http", o.http});
+        for (const auto & [flag, value] : std::map<std::string, std::string>{
+                 {"--rpc", o.rpc}, {"--split-mode", o.split_mode}, {"--tensor-split", o.tensor_split}, {"--main-gpu", o.main_gpu}}) {
+            if (!value.empty()) args.insert(args.end(), {flag, value});
+        }
         args.insert(args.end(), {"--http-max-body", std::to_string(o.http_max_body), "--http-max-requests", std::to_string(o.http_max_requests)});
         std::vector<char *> argv;
         for (auto & a : args) argv.push_back(a.data());
@@ -255,6 +270,10 @@ int main(int argc, char ** argv) {
             sub->add_option("--http", o.http, "also serve Ollama's and OpenAI's HTTP API on PORT or HOST:PORT (loopback unless a host is named)");
             sub->add_option("--http-max-body", o.http_max_body, "largest HTTP request body in bytes (413 beyond)")->check(CLI::Range(1024, 1 << 30));
             sub->add_option("--http-max-requests", o.http_max_requests, "HTTP generation requests at once (429/503 beyond)")->check(CLI::Range(1, 4096));
+            sub->add_option("--rpc", o.rpc, "ggml-rpc-server HOST:PORT list whose devices take part (LLAMACPP_RPC_SERVERS)");
+            sub->add_option("--split-mode", o.split_mode, "layer, row or none: how the model spreads over devices (LLAMACPP_SPLIT_MODE)");
+            sub->add_option("--tensor-split", o.tensor_split, "share of each device, e.g. 3,1 (LLAMACPP_TENSOR_SPLIT)");
+            sub->add_option("--main-gpu", o.main_gpu, "device index for --split-mode none (LLAMACPP_MAIN_GPU)");
         }
         sub->add_flag("--json", o.json, "print JSON");
     };

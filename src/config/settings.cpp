@@ -24,6 +24,12 @@ const std::vector<SettingKey> kKeys = {
     {"http", "CORTEX_HTTP", "http", "preload daemon's HTTP API address (PORT or 127.0.0.1:PORT); empty = off"},
     {"http_token", "CORTEX_HTTP_TOKEN", "http_token", "bearer token the HTTP API requires; empty = none"},
     {"http_cors_origin", "CORTEX_HTTP_CORS_ORIGIN", "http_cors_origin", "origin allowed by CORS (* or one origin); empty = CORS off"},
+    {"split_mode", "LLAMACPP_SPLIT_MODE", "llamacpp_split_mode", "model over several GPUs: layer, row, or none (main_gpu only)"},
+    {"tensor_split", "LLAMACPP_TENSOR_SPLIT", "llamacpp_tensor_split", "share of each device, e.g. 3,1; empty = by free memory"},
+    {"main_gpu", "LLAMACPP_MAIN_GPU", "llamacpp_main_gpu", "device index for split_mode none (RPC devices first, then local GPUs)"},
+    {"rpc_servers", "LLAMACPP_RPC_SERVERS", "llamacpp_rpc_servers", "ggml-rpc-server HOST:PORT list whose devices join the split"},
+    {"rpc_allow_remote", "LLAMACPP_RPC_ALLOW_REMOTE", "llamacpp_rpc_allow_remote",
+     "1 = allow non-loopback RPC servers (RPC has no authentication: trusted networks only)"},
 };
 
 const SettingKey * find_key(const std::string & name) {
@@ -39,6 +45,31 @@ bool parse_int(const std::string & s, long & out) {
     errno = 0;
     out = std::strtol(s.c_str(), &end, 10);
     return errno == 0 && end && *end == '\0';
+}
+
+// "3,1" -> {3, 1}; empty -> {}. Throws naming `where`.
+std::vector<float> parse_tensor_split(const std::string & value, const std::string & where) {
+    std::vector<float> out;
+    if (value.empty()) return out;
+    size_t start = 0;
+    float sum = 0;
+    while (true) {
+        const size_t comma = value.find(',', start);
+        const std::string item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        char * end = nullptr;
+        errno = 0;
+        const float f = std::strtof(item.c_str(), &end);
+        if (item.empty() || errno != 0 || !end || *end != '\0' || !(f >= 0) || f > 1e6f) {
+            throw Error(ErrorCode::kInvalidArgument, where + ": tensor split '" + value + "' is not a list of proportions",
+                        "one non-negative number per device, comma-separated, e.g. 3,1 (RPC devices first, then local GPUs)");
+        }
+        out.push_back(f);
+        sum += f;
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    if (sum <= 0) throw Error(ErrorCode::kInvalidArgument, where + ": tensor split '" + value + "' gives every device 0", "e.g. 1,1 to split evenly");
+    return out;
 }
 
 // Checks `value` for `key`; `where` says where it came from, for the message.
@@ -74,6 +105,24 @@ void check_value(const SettingKey & key, const std::string & value, const std::s
             int port = 0;
             http::parse_address(value, host, port);  // throws with the accepted forms
         }
+    } else if (name == "split_mode") {
+        if (value != "layer" && value != "row" && value != "none") {
+            bad("unknown split mode '" + value + "'", "use layer (whole layers per GPU), row (rows of each matrix across GPUs) or none");
+        }
+    } else if (name == "tensor_split") {
+        parse_tensor_split(value, where);
+    } else if (name == "main_gpu") {
+        if (!parse_int(value, n) || n < 0 || n > 255) {
+            bad(std::string(key.env) + "='" + value + "' is not a device index", "0 = the first device; see `cortex doctor` for the list");
+        }
+    } else if (name == "rpc_servers") {
+        try {
+            llm::parse_rpc_servers(value, true);  // the loopback rule is checked once every source is read
+        } catch (const Error & e) {
+            bad(e.message(), e.hint());
+        }
+    } else if (name == "rpc_allow_remote") {
+        if (value != "0" && value != "1") bad(std::string(key.env) + "='" + value + "' is not 0 or 1", "1 = allow non-loopback RPC servers");
     } else if (name == "ollama_host") {
         if (value.empty()) bad("OLLAMA_HOST is empty", "e.g. OLLAMA_HOST=http://localhost:11434");
     }
@@ -127,6 +176,11 @@ Settings Settings::load(const std::map<std::string, std::string> & flags, const 
         {"http", {"", SettingSource::kDefault, ""}},
         {"http_token", {"", SettingSource::kDefault, ""}},
         {"http_cors_origin", {"", SettingSource::kDefault, ""}},
+        {"split_mode", {"layer", SettingSource::kDefault, ""}},
+        {"tensor_split", {"", SettingSource::kDefault, ""}},
+        {"main_gpu", {"0", SettingSource::kDefault, ""}},
+        {"rpc_servers", {"", SettingSource::kDefault, ""}},
+        {"rpc_allow_remote", {"0", SettingSource::kDefault, ""}},
     };
 
     const std::string json_path = home + "/config.json";
@@ -184,6 +238,14 @@ Settings Settings::load(const std::map<std::string, std::string> & flags, const 
         s.values_[k->name] = {value, SettingSource::kFlag, "--" + std::string(k->name)};
     }
 
+    // The loopback rule needs both settings, which may come from different places.
+    const Setting & rpc = s.values_["rpc_servers"];
+    try {
+        llm::parse_rpc_servers(rpc.value, s.values_["rpc_allow_remote"].value == "1");
+    } catch (const Error & e) {
+        throw Error(e.code(), (rpc.origin.empty() ? "rpc_servers" : rpc.origin) + ": " + e.message(), e.hint());
+    }
+
     // An Ollama user who switches to llamacpp keeps their model choice.
     Setting & model = s.values_["model"];
     const Setting & ollama_model = s.values_["ollama_model"];
@@ -208,6 +270,12 @@ llm::ModelConfig Settings::model_config() const {
     c.n_ctx = n_ctx();
     c.n_gpu_layers = n_gpu_layers();
     c.n_threads = n_threads();
+    const std::string & mode = get("split_mode").value;
+    c.split_mode = mode == "none" ? llm::SplitMode::kNone : mode == "row" ? llm::SplitMode::kRow : llm::SplitMode::kLayer;
+    c.tensor_split = parse_tensor_split(get("tensor_split").value, "tensor_split");
+    c.main_gpu = std::atoi(get("main_gpu").value.c_str());
+    c.rpc_allow_remote = get("rpc_allow_remote").value == "1";
+    c.rpc_servers = llm::parse_rpc_servers(get("rpc_servers").value, c.rpc_allow_remote);
     return c;
 }
 
@@ -264,7 +332,7 @@ void set_config_value(const std::string & home, const std::string & key, const s
         if (!doc.is_object()) throw Error(ErrorCode::kInvalidArgument, path + " must hold a JSON object; not changed", "fix the file");
     }
     const std::string name = k->name;
-    const bool numeric = name == "n_ctx" || name == "n_gpu_layers" || name == "n_threads";
+    const bool numeric = name == "n_ctx" || name == "n_gpu_layers" || name == "n_threads" || name == "main_gpu";
     if (numeric) doc[k->json] = std::atol(value.c_str());
     else doc[k->json] = value;
     write_file_atomic(path, doc.dump(2) + "\n", 0600);

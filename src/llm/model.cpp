@@ -11,6 +11,7 @@
 #include "llama-cpp.h"
 #include "model_impl.h"
 #include "model_loader.h"
+#include "rpc.h"
 #include "sampler.h"
 #include "text_stream.h"
 
@@ -43,6 +44,27 @@ void validate_model_config(const ModelConfig & c) {
     if (c.n_batch <= 0) bad("n_batch must be > 0, got " + std::to_string(c.n_batch), "e.g. n_batch = 512");
     if (c.n_threads < 0) bad("n_threads must be >= 0, got " + std::to_string(c.n_threads), "0 = one per physical core");
     if (c.n_gpu_layers < -1) bad("n_gpu_layers must be >= -1, got " + std::to_string(c.n_gpu_layers), "-1 = all layers, 0 = CPU only");
+    if (c.main_gpu < 0) bad("main_gpu must be >= 0, got " + std::to_string(c.main_gpu), "0 = the first device (LLAMACPP_MAIN_GPU)");
+    if (c.tensor_split.size() > llama_max_devices()) {
+        bad("tensor_split has " + std::to_string(c.tensor_split.size()) + " proportions, but libllama takes at most " +
+                std::to_string(llama_max_devices()) + " devices",
+            "one proportion per device, e.g. 3,1 (LLAMACPP_TENSOR_SPLIT)");
+    }
+    float sum = 0;
+    for (float f : c.tensor_split) {
+        if (!(f >= 0)) bad("tensor_split proportions must be >= 0", "e.g. 3,1 (LLAMACPP_TENSOR_SPLIT)");
+        sum += f;
+    }
+    if (!c.tensor_split.empty() && sum <= 0) bad("tensor_split proportions are all 0", "e.g. 1,1 to split evenly");
+}
+
+llama_split_mode to_llama(SplitMode mode) {
+    switch (mode) {
+        case SplitMode::kNone: return LLAMA_SPLIT_MODE_NONE;
+        case SplitMode::kRow: return LLAMA_SPLIT_MODE_ROW;
+        case SplitMode::kLayer: break;
+    }
+    return LLAMA_SPLIT_MODE_LAYER;
 }
 
 llama_flash_attn_type to_llama(FlashAttention fa) {
@@ -120,6 +142,22 @@ llama_model_ptr load_llama_model(const std::string & path, const ModelConfig & c
     mparams.n_gpu_layers = config.n_gpu_layers;
     // The default (auto) maps the file where that is best; off reads it into memory.
     if (!config.use_mmap) mparams.load_mode = LLAMA_LOAD_MODE_NONE;
+    mparams.split_mode = to_llama(config.split_mode);
+    mparams.main_gpu = config.main_gpu;
+    // libllama reads llama_max_devices() floats; the rest stay 0 (= no share).
+    std::vector<float> split(llama_max_devices(), 0.0f);
+    std::copy(config.tensor_split.begin(), config.tensor_split.end(), split.begin());
+    if (!config.tensor_split.empty()) mparams.tensor_split = split.data();
+    // RPC servers are probed here (a clear Error naming host:port) before libllama connects.
+    std::vector<ggml_backend_dev_t> devices = model_devices(config);
+    if (!devices.empty()) mparams.devices = devices.data();
+    const size_t n_devices = devices.empty() ? 0 : devices.size() - 1;
+    if (config.main_gpu > 0 && !devices.empty() && static_cast<size_t>(config.main_gpu) >= n_devices) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "main_gpu is " + std::to_string(config.main_gpu) + ", but there are only " + std::to_string(n_devices) +
+                        " devices (RPC servers first, then local GPUs)",
+                    "see the devices with: cortex doctor; set LLAMACPP_MAIN_GPU to one of them");
+    }
     begin_capture_errors();
     llama_model_ptr model(llama_model_load_from_file(path.c_str(), mparams));
     std::string why = take_captured_errors();

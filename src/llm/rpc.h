@@ -1,0 +1,35 @@
+// The ggml RPC backend as Cortex uses it: endpoint checks, a handshake probe before libllama
+// connects (ggml-rpc aborts the process on a failed connection), device registration, and the
+// device list a split model loads onto.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cortex/llm.h"
+#include "ggml-backend.h"
+
+namespace cortex::llm {
+
+// Connects to `endpoint` and does the RPC handshake (protocol version check), within
+// `timeout_ms` for the connection and as long again for the answer. Throws Error(kNetwork)
+// naming host:port: refused, unreachable, no answer (busy with another client, or not an RPC
+// server), or another protocol version.
+void probe_rpc_server(const std::string & endpoint, int timeout_ms);
+
+// Probes each server, then registers its devices with ggml (once per process per endpoint) and
+// returns them in order. Throws Error: kInvalidArgument when this llama.cpp build has no RPC
+// backend, kNetwork naming the first server that does not answer.
+std::vector<ggml_backend_dev_t> rpc_server_devices(const std::vector<std::string> & endpoints);
+
+// The devices for llama_model_params.devices, null-terminated: the configured RPC servers'
+// devices, then the local GPUs as libllama would pick them. Empty when no RPC server was ever
+// registered in this process and none is configured: libllama's own default selection then
+// applies unchanged. (Once one is registered, libllama would add it to every model, so the list
+// is always explicit from then on.)
+std::vector<ggml_backend_dev_t> model_devices(const ModelConfig & config);
+
+// "a,b,c": the form parse_rpc_servers() reads.
+std::string join_endpoints(const std::vector<std::string> & endpoints);
+
+}  // namespace cortex::llm
