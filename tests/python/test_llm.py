@@ -92,7 +92,7 @@ def stub_names():
 def test_stub_matches_module():
     names, members = stub_names()
     exported = set(llm.__all__)
-    aliases = {"FinishReason", "FlashAttention", "Messages"}  # type aliases of the stub only
+    aliases = {"FinishReason", "FlashAttention", "Messages", "PathLike"}  # type aliases of the stub only
     assert names - aliases == exported
     for name in ("GenerationConfig", "ModelConfig", "Result", "Model", "ModelManager", "Stream"):
         cls = getattr(llm, name)
@@ -179,6 +179,9 @@ def test_model_properties(model):
     assert model.has_chat_template
     assert model.load_ms > 0 and model.description
     assert "tiny-qwen2.gguf" in repr(model)
+    import pathlib
+    assert ModelManager(pathlib.Path(MODELS)).load_model(pathlib.Path(TINY), ModelConfig(n_ctx=N_CTX)).path == TINY
+    assert ModelManager(MODELS).load_model("tiny-qwen2", ModelConfig(n_ctx=N_CTX)).n_vocab == model.n_vocab
 
 
 def test_result_has_every_field(model):
@@ -243,6 +246,7 @@ def test_stream_pieces_join_to_the_content(model):
     assert list(stream) == []  # exhausted stays exhausted
     completed = model.complete("Hello", greedy(16), stream=True)
     text = "".join(completed)
+    assert "".join(model.complete("Hello", greedy(16), True)) == text  # stream as a positional argument
     assert text == completed.result.content == model.complete("Hello", greedy(16)).content
 
 

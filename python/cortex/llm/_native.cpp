@@ -199,7 +199,9 @@ class Stream {
         join();
     }
 
+    // Two threads may close one stream (close() runs without the GIL): one joins, one waits.
     void join() {
+        std::lock_guard<std::mutex> lock(join_mutex_);
         if (worker_.joinable()) {
             worker_.join();
             finished_ = !error_;
@@ -208,6 +210,7 @@ class Stream {
 
     Job job_;
     std::thread worker_;
+    std::mutex join_mutex_;
     std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::string> pieces_;
@@ -286,6 +289,14 @@ FlashAttention to_flash_attention(const py::handle & v) {
     if (s == "on") return FlashAttention::kOn;
     if (s == "off") return FlashAttention::kOff;
     throw py::value_error("flash_attention must be 'auto', 'on' or 'off', got '" + s + "'");
+}
+
+// A str or an os.PathLike (pathlib.Path) as the string the library takes.
+std::string to_path(const py::handle & path) {
+    if (py::isinstance<py::str>(path)) return path.cast<std::string>();
+    PyObject * fs = PyOS_FSPath(path.ptr());
+    if (!fs) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(fs).cast<std::string>();  // str or bytes
 }
 
 std::string quoted(const std::string & s) {
@@ -553,10 +564,11 @@ generation calls on one Model run one at a time (a second waits). The GIL is rel
 model loads or generates, so other Python threads keep running.)doc")
         .def_static(
             "load",
-            [](const std::string & path, const std::optional<ModelConfig> & config) {
+            [](const py::object & path, const std::optional<ModelConfig> & config) {
                 ModelConfig c = config ? *config : ModelConfig();
+                std::string p = to_path(path);
                 py::gil_scoped_release release;
-                return Model::load(path, c);
+                return Model::load(p, c);
             },
             py::arg("path"), py::arg("config") = py::none(),
             "Loads the GGUF file at `path` in this process (never the daemon). Raises CortexError.")
@@ -577,7 +589,7 @@ model loads or generates, so other Python threads keep running.)doc")
                 return generate([self, tokens, c](const TokenCallback & cb) { return self->complete(tokens, c, cb); },
                                 stream);
             },
-            py::arg("prompt"), py::arg("config") = py::none(), py::kw_only(), py::arg("stream") = false,
+            py::arg("prompt"), py::arg("config") = py::none(), py::arg("stream") = false,
             R"doc(Generates a continuation of `prompt` (raw text with no chat template, or token ids from tokenize()).
 
 Returns a Result, or with stream=True a Stream of str pieces whose .result is the Result.
@@ -590,7 +602,7 @@ Raises CortexError (e.g. InvalidArgumentError for bad config values, PromptTooLo
                 std::vector<Message> msgs = to_messages(messages);
                 return generate([self, msgs, c](const TokenCallback & cb) { return self->chat(msgs, c, cb); }, stream);
             },
-            py::arg("messages"), py::arg("config") = py::none(), py::kw_only(), py::arg("stream") = false,
+            py::arg("messages"), py::arg("config") = py::none(), py::arg("stream") = false,
             R"doc(Applies the model's chat template to `messages` and generates the assistant's reply.
 
 `messages` is a list of {"role": "system"|"user"|"assistant", "content": str} dicts. Returns a
@@ -652,19 +664,21 @@ catalog alias (qwen2.5:7b) or a model in Ollama's store; MODELS is `models_dir`,
 models_dir setting (CORTEX_MODELS_DIR, default $CORTEX_HOME/models). When a preload daemon
 (cortex-preload) serves the same file with the same n_ctx, load_model() returns a Model that runs
 on the daemon (CORTEX_PRELOAD=auto|off|required). Thread-safe.)doc")
-        .def(py::init([](const std::optional<std::string> & models_dir) {
-                 return std::make_unique<ModelManager>(models_dir.value_or(""));
+        .def(py::init([](const py::object & models_dir) {
+                 return std::make_unique<ModelManager>(models_dir.is_none() ? std::string() : to_path(models_dir));
              }),
              py::arg("models_dir") = py::none(), "Raises CortexError when the Cortex settings are bad.")
         .def(
             "load_model",
-            [](ModelManager & self, const std::string & name, const std::optional<ModelConfig> & config) {
+            [](ModelManager & self, const py::object & name, const std::optional<ModelConfig> & config) {
                 ModelConfig c = config ? *config : ModelConfig();
+                std::string n = to_path(name);
                 py::gil_scoped_release release;
-                return self.load_model(name, c);
+                return self.load_model(n, c);
             },
             py::arg("name"), py::arg("config") = py::none(),
-            "Returns the loaded model (a name or a .gguf path), loading it first if needed. Raises CortexError "
+            "Returns the loaded model (a name, or a .gguf path as str or os.PathLike), loading it first if needed. "
+            "Raises CortexError "
             "(NotFoundError with a hint when nothing matches).")
         .def("resolve", &ModelManager::resolve, py::arg("name"), py::call_guard<py::gil_scoped_release>(),
              "The file `name` resolves to; raises NotFoundError naming every place looked at.")
