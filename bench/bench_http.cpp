@@ -194,6 +194,7 @@ double aggregate_tps(int port, const std::string & model, int n_gen, int rounds)
 }  // namespace
 
 int main(int argc, char ** argv) {
+    setvbuf(stdout, nullptr, _IOLBF, 0);  // each result as soon as it is known, also into a file
     std::string model, server_bin, preload_bin = CORTEX_PRELOAD_BIN;
     int n_requests = 300, n_gen = 128, threads = 0, n_ctx = 2048;
     for (int i = 1; i < argc; ++i) {
