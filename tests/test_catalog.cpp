@@ -120,7 +120,7 @@ TEST(Recommend, FollowsTheGuideTableOnEachCard) {
     for (const Case & c : {Case{"nvidia-smi-gtx1650-4gb.csv", "llama3.2-1b", 4096}, Case{"nvidia-smi-rtx3070-8gb.csv", "qwen2.5-7b", 4096},
                            Case{"nvidia-smi-rtx3060-12gb.csv", "qwen2.5-7b", 8192}, Case{"nvidia-smi-rtx4090-24gb.csv", "qwen2.5-14b", 8192},
                            Case{"nvidia-smi-h100-80gb.csv", "qwen2.5-14b", 8192}, Case{"nvidia-smi-h200-141gb.csv", "qwen2.5-14b", 8192},
-                           Case{"nvidia-smi-two-cards.csv", "qwen2.5-7b", 8192}}) {
+                           Case{"nvidia-smi-two-cards.csv", "qwen2.5-14b", 8192} /* 12 + 4 GB: split by layer */}) {
         HardwareInfo hw = detect_with(fake_tool(dir, c.fixture), "/nonexistent");
         ASSERT_FALSE(hw.gpus.empty()) << c.fixture;
         Recommendation r = recommend(hw, Catalog::get());

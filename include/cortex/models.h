@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cortex/error.h"
+#include "cortex/llm.h"
 
 namespace cortex::models {
 
@@ -129,8 +130,15 @@ struct Recommendation {
     std::string reason;
 };
 
+// Adds the devices of each server of `rpc_servers` (ggml-rpc-server HOST:PORT) that answers to
+// hw.gpus, vendor "rpc", with the memory the server reports; returns the servers that did not
+// answer, each with an Error naming it. Throws Error(kInvalidArgument) for a malformed or refused
+// endpoint (see llm::parse_rpc_servers).
+std::vector<llm::RpcServerProblem> add_rpc_gpus(HardwareInfo & hw, const std::vector<std::string> & rpc_servers, bool allow_remote);
+
 // The guide's table: GPU memory 4 GB -> llama3.2-1b/4096, 8 GB -> qwen2.5-7b/4096,
-// 12 GB -> qwen2.5-7b/8192, 16 GB+ -> qwen2.5-14b/8192, all layers on the GPU; without a usable
+// 12 GB -> qwen2.5-7b/8192, 16 GB+ -> qwen2.5-14b/8192, all layers on the GPU (the memory of
+// every GPU counted, local and RPC: libllama splits the layers across them); without a usable
 // GPU a table by RAM and cores. Throws Error(kNotFound) when a needed model is not in `catalog`.
 Recommendation recommend(const HardwareInfo & hw, const Catalog & catalog);
 

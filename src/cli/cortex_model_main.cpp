@@ -238,6 +238,13 @@ int cmd_verify(const Settings & s, const std::string & name, bool as_json) {
 
 int cmd_recommend(bool as_json) {
     HardwareInfo hw = detect_hardware();
+    // RPC servers (LLAMACPP_RPC_SERVERS) count with the memory they report; one that does not
+    // answer is said, not fatal.
+    const Settings settings = Settings::load();
+    const llm::ModelConfig devices = settings.model_config();
+    for (const llm::RpcServerProblem & p : add_rpc_gpus(hw, devices.rpc_servers, devices.rpc_allow_remote)) {
+        fprintf(stderr, "cortex-model: note: not counted: %s\n", p.error.message().c_str());
+    }
     Recommendation r = recommend(hw, Catalog::get());
     if (as_json) {
         json gpus = json::array();

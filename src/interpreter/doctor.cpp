@@ -88,6 +88,29 @@ Check check_gpus(const models::HardwareInfo & hw, const Settings & settings) {
     return make("GPUs", Check::kOk, detail);
 }
 
+// The RPC servers of LLAMACPP_RPC_SERVERS: each one's devices with free memory, or why it does
+// not answer. A server answers one client at a time, so one that a running daemon uses does not.
+Check check_rpc(const Settings & settings) {
+    const llm::ModelConfig config = settings.model_config();
+    const std::string split = "split_mode " + settings.get("split_mode").value +
+                              (settings.get("tensor_split").value.empty() ? "" : ", tensor_split " + settings.get("tensor_split").value);
+    if (config.rpc_servers.empty()) return make("RPC servers", Check::kOk, "none (LLAMACPP_RPC_SERVERS); " + split);
+    std::vector<llm::RpcServerProblem> problems;
+    std::string detail;
+    for (const llm::DeviceInfo & d : llm::list_devices(config.rpc_servers, config.rpc_allow_remote, &problems)) {
+        if (d.type != "rpc") continue;
+        detail += (detail.empty() ? "" : "; ") + d.name + " on " + d.endpoint + ", " + gb(d.total_bytes) + " (" + gb(d.free_bytes) + " free)";
+    }
+    detail += (detail.empty() ? "" : "; ") + split;
+    if (config.rpc_allow_remote) detail += "; non-loopback servers allowed (RPC has no authentication: trusted networks only)";
+    if (!problems.empty()) {
+        std::string why;
+        for (const auto & p : problems) why += "\n" + p.error.message();
+        return make("RPC servers", Check::kFail, detail + why, problems.front().error.hint());
+    }
+    return make("RPC servers", Check::kOk, detail);
+}
+
 // The configured model: set, resolvable, a complete GGUF file, and small enough for this RAM.
 Check check_model(const Settings & settings, const models::HardwareInfo & hw) {
     const std::string & name = settings.model();
@@ -274,6 +297,7 @@ std::vector<DoctorCheck> run_doctor(const Settings & settings) {
     }
     run("llama.cpp backends", [&] { return check_backends(hw); });
     run("GPUs", [&] { return check_gpus(hw, settings); });
+    run("RPC servers", [&] { return check_rpc(settings); });
     run("model", [&] { return check_model(settings, hw); });
     run("preload daemon", [&] { return check_daemon(settings); });
     run("settings",

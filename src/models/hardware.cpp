@@ -143,6 +143,15 @@ HardwareInfo detect_hardware() {
     return hw;
 }
 
+std::vector<llm::RpcServerProblem> add_rpc_gpus(HardwareInfo & hw, const std::vector<std::string> & rpc_servers, bool allow_remote) {
+    std::vector<llm::RpcServerProblem> problems;
+    if (rpc_servers.empty()) return problems;
+    for (const llm::DeviceInfo & d : llm::list_devices(rpc_servers, allow_remote, &problems)) {
+        if (d.type == "rpc") hw.gpus.push_back({"rpc", d.name + " on " + d.endpoint, d.total_bytes, d.free_bytes});
+    }
+    return problems;
+}
+
 Recommendation recommend(const HardwareInfo & hw, const Catalog & catalog) {
     auto pick = [&](const char * name) {
         const CatalogEntry * e = catalog.find(name);
@@ -152,13 +161,27 @@ Recommendation recommend(const HardwareInfo & hw, const Catalog & catalog) {
     Recommendation r;
     r.n_threads = hw.physical_cores > 0 ? hw.physical_cores : 1;
     const GpuInfo * best = nullptr;
+    uint64_t total = 0;  // libllama splits the layers over every GPU (split_mode layer)
     for (const GpuInfo & g : hw.gpus) {
         if (!best || g.vram_bytes > best->vram_bytes) best = &g;
+        total += g.vram_bytes;
     }
     // Cards are sold as "8 GB" but report a little less (7.6 to 8 GiB): round to the label.
-    const double gb = best ? static_cast<double>(best->vram_bytes) / 1e9 + 0.5 : 0;
+    const double gb = best ? static_cast<double>(total) / 1e9 + 0.5 : 0;
     auto gpu_reason = [&](const Recommendation & rec) {
         char buf[512];
+        if (hw.gpus.size() > 1) {
+            std::string names;
+            for (const GpuInfo & g : hw.gpus) {
+                char one[160];
+                snprintf(one, sizeof one, "%s%s (%.0f GB)", names.empty() ? "" : ", ", g.name.c_str(), static_cast<double>(g.vram_bytes) / 1e9);
+                names += one;
+            }
+            snprintf(buf, sizeof buf, "%zu GPUs with %.0f GB together, %s: %s (%.1f GB) runs with its layers split across them and a %d-token context",
+                     hw.gpus.size(), static_cast<double>(total) / 1e9, names.c_str(), rec.model->name.c_str(),
+                     static_cast<double>(rec.model->size) / 1e9, rec.n_ctx);
+            return std::string(buf);
+        }
         snprintf(buf, sizeof buf, "%s with %.0f GB: %s (%.1f GB) runs with all layers on the GPU and a %d-token context",
                  best->name.c_str(), static_cast<double>(best->vram_bytes) / 1e9, rec.model->name.c_str(),
                  static_cast<double>(rec.model->size) / 1e9, rec.n_ctx);
