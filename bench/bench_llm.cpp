@@ -32,6 +32,11 @@ struct Options {
     int reps = 3;  // repetitions per round, for both tools
     double min_ratio = 0;
     bool json = false;
+    // Several devices (issue #9), given to both tools alike.
+    std::string split_mode;    // layer, row, none (empty = the default, layer)
+    std::string tensor_split;  // "3,1"
+    int main_gpu = 0;
+    std::string rpc;  // ggml-rpc-server HOST:PORT list
 };
 
 [[noreturn]] void die(const std::string & msg) {
@@ -77,6 +82,14 @@ std::pair<double, double> run_llama_bench(const Options & o) {
                                      "-n", std::to_string(o.n_gen), "-t", std::to_string(o.threads),
                                      "-ngl", std::to_string(o.n_gpu_layers), "-r", std::to_string(o.reps),
                                      "-b", "2048", "-ub", "512", "-fa", "auto", "-o", "json"};
+    if (!o.split_mode.empty()) argv.insert(argv.end(), {"-sm", o.split_mode});
+    if (o.main_gpu != 0) argv.insert(argv.end(), {"-mg", std::to_string(o.main_gpu)});
+    if (!o.tensor_split.empty()) {
+        std::string ts = o.tensor_split;  // llama-bench separates proportions with '/'
+        std::replace(ts.begin(), ts.end(), ',', '/');
+        argv.insert(argv.end(), {"-ts", ts});
+    }
+    if (!o.rpc.empty()) argv.insert(argv.end(), {"-rpc", o.rpc});
     nlohmann::json tests = nlohmann::json::parse(run_capture(argv));
     double pp = 0, tg = 0;
     for (const auto & t : tests) {
@@ -106,9 +119,14 @@ int main(int argc, char ** argv) {
         else if (a == "-r") o.reps = std::stoi(value());
         else if (a == "--min-ratio") o.min_ratio = std::stod(value());
         else if (a == "--json") o.json = true;
+        else if (a == "-sm" || a == "--split-mode") o.split_mode = value();
+        else if (a == "-ts" || a == "--tensor-split") o.tensor_split = value();
+        else if (a == "-mg" || a == "--main-gpu") o.main_gpu = std::stoi(value());
+        else if (a == "--rpc") o.rpc = value();
         else if (a == "-h" || a == "--help") {
             printf("usage: cortex-bench-llm -m MODEL [-p 512] [-n 128] [-t THREADS] [-ngl -1] [--rounds 5] [-r 3]\n"
-                   "                        [--llama-bench PATH] [--min-ratio R] [--json]\n");
+                   "                        [--llama-bench PATH] [--min-ratio R] [--json]\n"
+                   "                        [--split-mode layer|row|none] [--tensor-split 3,1] [--main-gpu N] [--rpc HOST:PORT,...]\n");
             return 0;
         } else die("unknown argument " + a);
     }
@@ -120,12 +138,28 @@ int main(int argc, char ** argv) {
     mc.n_batch = 512;
     mc.n_threads = o.threads;
     mc.n_gpu_layers = o.n_gpu_layers;
-    std::shared_ptr<Model> model;
-    try {
-        model = Model::load(o.model, mc);
-    } catch (const cortex::Error & e) {
-        die(e.message());
+    mc.split_mode = o.split_mode == "none" ? SplitMode::kNone : o.split_mode == "row" ? SplitMode::kRow : SplitMode::kLayer;
+    mc.main_gpu = o.main_gpu;
+    for (size_t start = 0; !o.tensor_split.empty() && start <= o.tensor_split.size();) {
+        size_t comma = o.tensor_split.find(',', start);
+        if (comma == std::string::npos) comma = o.tensor_split.size();
+        mc.tensor_split.push_back(std::stof(o.tensor_split.substr(start, comma - start)));
+        start = comma + 1;
     }
+    try {
+        mc.rpc_servers = parse_rpc_servers(o.rpc, false);
+    } catch (const cortex::Error & e) {
+        die(e.message() + "\nhint: " + e.hint());
+    }
+    std::shared_ptr<Model> model;
+    auto load = [&] {
+        try {
+            model = Model::load(o.model, mc);
+        } catch (const cortex::Error & e) {
+            die(e.message());
+        }
+    };
+    load();
 
     // Random prompt tokens, as llama-bench uses.
     std::mt19937 rng(1234);
@@ -154,7 +188,11 @@ int main(int argc, char ** argv) {
         for (int r = 0; r < o.reps; ++r) tg.push_back(ours_tg());
         c_pp.push_back(median(pp));
         c_tg.push_back(median(tg));
+        // A ggml-rpc-server serves one client at a time: llama-bench gets the servers while
+        // Cortex's model is freed, and the model is loaded again after (not timed).
+        if (!o.rpc.empty()) model.reset();
         auto [lpp, ltg] = run_llama_bench(o);
+        if (!o.rpc.empty()) load();
         l_pp.push_back(lpp);
         l_tg.push_back(ltg);
         ratios_pp.push_back(lpp > 0 ? c_pp.back() / lpp : 0);

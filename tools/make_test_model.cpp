@@ -38,6 +38,7 @@ const Shape kShapes[] = {
     {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 32768, 1000000.0f, true, true},
     {"qwen2.5-1.5b", "qwen2", 1536, 28, 12, 2, 8960, 32768, 1000000.0f, true, true},
     {"qwen2.5-7b", "qwen2", 3584, 28, 28, 4, 18944, 32768, 1000000.0f, false, true},
+    {"qwen2.5-14b", "qwen2", 5120, 48, 40, 8, 13824, 32768, 1000000.0f, false, true},
     {"llama3.2-1b", "llama", 2048, 16, 32, 8, 8192, 131072, 500000.0f, true, false},
 };
 
@@ -52,7 +53,7 @@ void usage() {
         "usage: cortex-make-test-model --vocab FILE --out FILE [options]\n"
         "  --vocab FILE      a llama.cpp models/ggml-vocab-*.gguf (tokenizer and chat template)\n"
         "  --out FILE        the model to write (written to FILE.tmp, then renamed)\n"
-        "  --shape NAME      tiny (default), tiny-llama, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b, llama3.2-1b\n"
+        "  --shape NAME      tiny (default), tiny-llama, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b, qwen2.5-14b,\n                    llama3.2-1b\n"
         "  --type T          f32 (default), f16, q8_0, q4_k_m\n"
         "  --seed N          random seed (default 42)\n"
         "  --arch NAME       write this general.architecture instead (for unsupported-model tests)\n"
