@@ -5,6 +5,7 @@ from typing import Dict, Iterator, List, Literal, Mapping, Optional, Sequence, T
 
 FinishReason = Literal["stop", "length", "cancelled"]
 FlashAttention = Literal["auto", "on", "off"]
+SplitMode = Literal["none", "layer", "row"]
 Messages = Sequence[Mapping[str, str]]
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -44,6 +45,11 @@ class ModelConfig:
     n_batch: int
     flash_attention: FlashAttention
     use_mmap: bool
+    split_mode: SplitMode
+    tensor_split: List[float]
+    main_gpu: int
+    rpc_servers: List[str]
+    rpc_allow_remote: bool
     def __init__(
         self,
         *,
@@ -53,6 +59,11 @@ class ModelConfig:
         n_batch: int = 512,
         flash_attention: Union[FlashAttention, bool] = "auto",
         use_mmap: bool = True,
+        split_mode: SplitMode = "layer",
+        tensor_split: Sequence[float] = ...,
+        main_gpu: int = 0,
+        rpc_servers: Optional[Sequence[str]] = None,
+        rpc_allow_remote: bool = False,
     ) -> None: ...
     def __eq__(self, other: object) -> bool: ...
 

@@ -299,6 +299,36 @@ std::string to_path(const py::handle & path) {
     return py::reinterpret_steal<py::object>(fs).cast<std::string>();  // str or bytes
 }
 
+const char * split_mode_name(SplitMode mode) {
+    switch (mode) {
+        case SplitMode::kNone:
+            return "none";
+        case SplitMode::kRow:
+            return "row";
+        case SplitMode::kLayer:
+            break;
+    }
+    return "layer";
+}
+
+SplitMode to_split_mode(const std::string & s) {
+    if (s == "none") return SplitMode::kNone;
+    if (s == "layer") return SplitMode::kLayer;
+    if (s == "row") return SplitMode::kRow;
+    throw py::value_error("split_mode must be 'none', 'layer' or 'row', got '" + s + "'");
+}
+
+std::vector<std::string> to_str_list(const py::handle & v, const char * what) {
+    std::vector<std::string> out;
+    if (v.is_none()) return out;
+    if (py::isinstance<py::str>(v)) throw py::type_error(std::string(what) + " must be a list of str");
+    for (const py::handle & s : v) {
+        if (!py::isinstance<py::str>(s)) throw py::type_error(std::string(what) + " must be a list of str");
+        out.push_back(s.cast<std::string>());
+    }
+    return out;
+}
+
 std::string quoted(const std::string & s) {
     return py::repr(to_str(s)).cast<std::string>();
 }
@@ -356,11 +386,21 @@ bool same(const GenerationConfig & a, const GenerationConfig & b) {
            a.ignore_eos == b.ignore_eos && a.cache_prompt == b.cache_prompt;
 }
 
+std::vector<double> tensor_split_to_py(const ModelConfig & c) {
+    std::vector<double> out;
+    for (float f : c.tensor_split) out.push_back(float_to_py(f));
+    return out;
+}
+
 std::string repr(const ModelConfig & c) {
     return "ModelConfig(n_ctx=" + std::to_string(c.n_ctx) + ", n_gpu_layers=" + std::to_string(c.n_gpu_layers) +
            ", n_threads=" + std::to_string(c.n_threads) + ", n_batch=" + std::to_string(c.n_batch) +
            ", flash_attention='" + flash_attention_name(c.flash_attention) +
-           "', use_mmap=" + (c.use_mmap ? "True" : "False") + ")";
+           "', use_mmap=" + (c.use_mmap ? "True" : "False") + ", split_mode='" + split_mode_name(c.split_mode) +
+           "', tensor_split=" + py::repr(py::cast(tensor_split_to_py(c))).cast<std::string>() +
+           ", main_gpu=" + std::to_string(c.main_gpu) +
+           ", rpc_servers=" + py::repr(py::cast(c.rpc_servers)).cast<std::string>() +
+           ", rpc_allow_remote=" + (c.rpc_allow_remote ? "True" : "False") + ")";
 }
 
 std::string repr(const Result & r) {
@@ -431,11 +471,18 @@ Args:
     n_threads: CPU threads; 0 = one per physical core (default).
     n_batch: tokens evaluated per llama_decode() call while reading a prompt (default 512).
     flash_attention: "auto" (default), "on" or "off".
-    use_mmap: map the file instead of reading it into memory (default True).)doc");
+    use_mmap: map the file instead of reading it into memory (default True).
+    split_mode: over several devices: "none" (all on main_gpu), "layer" (default) or "row".
+    tensor_split: a proportion per device, e.g. [3, 1]; empty = by free memory (default).
+    main_gpu: the device of split_mode "none" (default 0).
+    rpc_servers: ggml RPC servers ("host:port") whose devices take part; devices are ordered
+        RPC servers first, then local GPUs.
+    rpc_allow_remote: allow RPC hosts other than loopback (RPC has no authentication).)doc");
     const ModelConfig mc;
     model_config
         .def(py::init([](int n_ctx, int n_gpu_layers, int n_threads, int n_batch, const py::object & flash_attention,
-                         bool use_mmap) {
+                         bool use_mmap, const std::string & split_mode, const std::vector<double> & tensor_split,
+                         int main_gpu, const py::object & rpc_servers, bool rpc_allow_remote) {
                  ModelConfig c;
                  c.n_ctx = n_ctx;
                  c.n_gpu_layers = n_gpu_layers;
@@ -443,11 +490,19 @@ Args:
                  c.n_batch = n_batch;
                  c.flash_attention = to_flash_attention(flash_attention);
                  c.use_mmap = use_mmap;
+                 c.split_mode = to_split_mode(split_mode);
+                 c.tensor_split.assign(tensor_split.begin(), tensor_split.end());
+                 c.main_gpu = main_gpu;
+                 c.rpc_servers = to_str_list(rpc_servers, "rpc_servers");
+                 c.rpc_allow_remote = rpc_allow_remote;
                  return c;
              }),
              py::kw_only(), py::arg("n_ctx") = mc.n_ctx, py::arg("n_gpu_layers") = mc.n_gpu_layers,
              py::arg("n_threads") = mc.n_threads, py::arg("n_batch") = mc.n_batch,
              py::arg("flash_attention") = flash_attention_name(mc.flash_attention), py::arg("use_mmap") = mc.use_mmap,
+             py::arg("split_mode") = split_mode_name(mc.split_mode), py::arg("tensor_split") = std::vector<double>(),
+             py::arg("main_gpu") = mc.main_gpu, py::arg("rpc_servers") = py::none(),
+             py::arg("rpc_allow_remote") = mc.rpc_allow_remote,
              "Makes a ModelConfig; every argument is a keyword with Cortex's default.")
         .def_readwrite("n_ctx", &ModelConfig::n_ctx, "Context window in tokens; must be > 0.")
         .def_readwrite("n_gpu_layers", &ModelConfig::n_gpu_layers, "Layers to offload to the GPU; -1 = all, 0 = none.")
@@ -458,6 +513,21 @@ Args:
             [](ModelConfig & c, const py::object & v) { c.flash_attention = to_flash_attention(v); },
             "Flash attention: 'auto', 'on' or 'off'.")
         .def_readwrite("use_mmap", &ModelConfig::use_mmap, "Map the file instead of reading it into memory.")
+        .def_property(
+            "split_mode", [](const ModelConfig & c) { return split_mode_name(c.split_mode); },
+            [](ModelConfig & c, const std::string & v) { c.split_mode = to_split_mode(v); },
+            "Over several devices: 'none' (all on main_gpu), 'layer' or 'row'.")
+        .def_property(
+            "tensor_split", [](const ModelConfig & c) { return tensor_split_to_py(c); },
+            [](ModelConfig & c, const std::vector<double> & v) { c.tensor_split.assign(v.begin(), v.end()); },
+            "A proportion per device (a copy: assign a new list to change it); empty = by free memory.")
+        .def_readwrite("main_gpu", &ModelConfig::main_gpu, "The device of split_mode 'none'.")
+        .def_property(
+            "rpc_servers", [](const ModelConfig & c) { return c.rpc_servers; },
+            [](ModelConfig & c, const py::object & v) { c.rpc_servers = to_str_list(v, "rpc_servers"); },
+            "ggml RPC servers ('host:port') whose devices take part (a copy: assign a new list to change it).")
+        .def_readwrite("rpc_allow_remote", &ModelConfig::rpc_allow_remote,
+                       "Allow RPC hosts other than loopback (RPC has no authentication).")
         .def("__eq__", [](const ModelConfig & a, const ModelConfig & b) { return a == b; })
         .def("__repr__", [](const ModelConfig & c) { return repr(c); });
 
