@@ -65,20 +65,9 @@ class Routing : public ::testing::Test {
     }
 
     void start_daemon(const std::string & model) {
-        std::vector<std::string> args = {CORTEX_PRELOAD_BIN, "run", "--model", model, "--parallel", "2"};
-        std::vector<char *> argv;
-        for (auto & a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 2, home_.file("daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        for (int i = 0; i < 500; ++i) {
-            if (preload::Client::connect(socket_)) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        FAIL() << "daemon did not start: " << cortex::test::read_file(home_.file("daemon.log"));
+        pid_ = cortex::test::spawn_logged({CORTEX_PRELOAD_BIN, "run", "--model", model, "--parallel", "2"},
+                                          home_.file("daemon.log"));
+        if (!cortex::test::wait_for_daemon(socket_)) FAIL() << "daemon did not start: " << cortex::test::read_file(home_.file("daemon.log"));
     }
     void stop_daemon() {
         if (pid_ <= 0) return;

@@ -102,22 +102,12 @@ class Daemon {
         setenv("CORTEX_HOME", home.path().c_str(), 1);
         setenv("LLAMACPP_N_CTX", "1024", 1);
         setenv("LLAMACPP_N_THREADS", "1", 1);
-        std::vector<std::string> args = {CORTEX_PRELOAD_BIN, "run", "--model",  "tiny",
-                                         "--parallel",       "1",   "--socket", socket_};
-        std::vector<char *> argv;
-        for (auto & a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 2, home.file("daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
+        pid_ = cortex::test::spawn_logged({CORTEX_PRELOAD_BIN, "run", "--model", "tiny", "--parallel", "1", "--socket", socket_},
+                                          home.file("daemon.log"));
         for (const char * v : {"CORTEX_HOME", "LLAMACPP_N_CTX", "LLAMACPP_N_THREADS"}) unsetenv(v);
-        for (int i = 0; i < 500; ++i) {
-            if (preload::Client::connect(socket_)) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (!cortex::test::wait_for_daemon(socket_)) {
+            ADD_FAILURE() << "daemon did not start: " << cortex::test::read_file(home.file("daemon.log"));
         }
-        ADD_FAILURE() << "daemon did not start: " << cortex::test::read_file(home.file("daemon.log"));
     }
     ~Daemon() {
         if (pid_ > 0) {
@@ -218,18 +208,6 @@ class FakeOllama {
     std::vector<std::string> bodies_;
 };
 
-// A port on 127.0.0.1 that nothing listens on.
-int unused_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
 
 }  // namespace
 
@@ -414,7 +392,7 @@ TEST_F(ProviderTest, OllamaStoppedByNumPredictIsTruncated) {
 }
 
 TEST_F(ProviderTest, OllamaUnreachable) {
-    const std::string host = "127.0.0.1:" + std::to_string(unused_port());
+    const std::string host = "127.0.0.1:" + std::to_string(cortex::test::unused_loopback_port());
     auto provider =
         open_provider(settings({{"provider", "ollama"}, {"ollama_host", host}, {"ollama_model", "llama3.2"}}));
     Error e = cortex::test::expect_error(ErrorCode::kNetwork, [&] { provider->chat(schema_request()); });
@@ -610,9 +588,9 @@ DoctorCheck find_check(const std::vector<DoctorCheck> & checks, const std::strin
 TEST_F(ProviderTest, DoctorReportsEveryCheck) {
     setenv("CORTEX_PRELOAD", "auto", 1);
     auto checks = run_doctor(settings({{"model", cortex::test::model_path("tiny-qwen2")}}));
-    const std::vector<std::string> names = {"llama.cpp backends", "GPUs",      "model",
-                                            "preload daemon",     "settings",  "Ollama",
-                                            "apt package index",  "privileges"};
+    const std::vector<std::string> names = {"llama.cpp backends", "GPUs",       "RPC servers",
+                                            "model",              "preload daemon", "settings",
+                                            "Ollama",             "apt package index", "privileges"};
     ASSERT_EQ(checks.size(), names.size());
     for (size_t i = 0; i < names.size(); ++i) {
         EXPECT_EQ(checks[i].name, names[i]);
@@ -662,7 +640,7 @@ TEST_F(ProviderTest, DoctorFailsABadModelWithAFix) {
 }
 
 TEST_F(ProviderTest, DoctorChecksOllamaWhenItIsTheProvider) {
-    const std::string dead = "127.0.0.1:" + std::to_string(unused_port());
+    const std::string dead = "127.0.0.1:" + std::to_string(cortex::test::unused_loopback_port());
     const DoctorCheck down = find_check(
         run_doctor(settings({{"provider", "ollama"}, {"ollama_host", dead}, {"ollama_model", "llama3.2"}})), "Ollama");
     EXPECT_EQ(down.status, DoctorCheck::kFail);

@@ -25,22 +25,10 @@ using cortex::test::expect_error;
 namespace {
 
 // A TCP port nothing listens on right now (the kernel's pick, released again).
-int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
 // One ggml-rpc-server child on 127.0.0.1 with the CPU backend; killed and reaped when it goes.
 class RpcServer {
   public:
-    RpcServer() : port_(free_port()) {
+    RpcServer() : port_(cortex::test::unused_loopback_port()) {
         pid_ = fork();
         if (pid_ == 0) {
             int null = open("/dev/null", O_WRONLY);
@@ -166,7 +154,7 @@ TEST(RpcSettings, NonLoopbackNeedsTheOptInAndSaysWhy) {
 
 TEST(Rpc, WrongPortIsAClearErrorAtLoad) {
     if (!have_rpc_server()) GTEST_SKIP() << "this llama.cpp build has no ggml-rpc-server";
-    const std::string endpoint = "127.0.0.1:" + std::to_string(free_port());
+    const std::string endpoint = "127.0.0.1:" + std::to_string(cortex::test::unused_loopback_port());
     const auto t0 = std::chrono::steady_clock::now();
     Error e = expect_error(ErrorCode::kNetwork,
                            [&] { Model::load(cortex::test::model_path("tiny-qwen2"), split_config({endpoint})); });

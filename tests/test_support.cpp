@@ -1,7 +1,19 @@
 // Test helpers shared by the model-labelled tests.
 #include "test_support.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "cortex/preload.h"
+
+extern char ** environ;
 
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +27,40 @@ std::string vocab_path(const std::string & name) { return std::string(LLAMA_VOCA
 
 std::string model_path(const std::string & name) {
     return std::string(CORTEX_TEST_MODELS_DIR) + "/" + name + ".gguf";
+}
+
+int unused_loopback_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+pid_t spawn_logged(const std::vector<std::string> & args, const std::string & log) {
+    std::vector<std::string> copy = args;
+    std::vector<char *> argv;
+    for (auto & a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    pid_t pid = -1;
+    posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+bool wait_for_daemon(const std::string & socket, int timeout_ms) {
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        if (preload::Client::connect(socket)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
 }
 
 TempDir::TempDir() {

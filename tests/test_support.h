@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/types.h>
+
 #include <string>
+#include <vector>
 
 #include "cortex/error.h"
 
@@ -40,6 +43,15 @@ cortex::Error expect_error(cortex::ErrorCode code, F && f) {
     ADD_FAILURE() << "no cortex::Error thrown";
     return cortex::Error(cortex::ErrorCode::kInternal, "none");
 }
+
+// A TCP port on 127.0.0.1 that nothing listens on at the moment of the call.
+int unused_loopback_port();
+
+// Starts argv[0] with `args`, stderr appended to `log`; returns the child's pid.
+pid_t spawn_logged(const std::vector<std::string> & args, const std::string & log);
+
+// Waits up to `timeout_ms` for a preload daemon to answer on `socket`.
+bool wait_for_daemon(const std::string & socket, int timeout_ms = 10000);
 
 void write_file(const std::string & path, const std::string & bytes);
 bool file_exists(const std::string & path);

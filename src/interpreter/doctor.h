@@ -20,7 +20,7 @@ struct DoctorCheck {
 // "ok", "warn", "fail".
 const char * doctor_status_name(DoctorCheck::Status status);
 
-// Runs every check for `settings`, in this order: llama.cpp backends, GPUs, model, preload
+// Runs every check for `settings`, in this order: llama.cpp backends, GPUs, RPC servers, model, preload
 // daemon, settings, Ollama, apt package index, privileges. Loads no model weights (the model file
 // is checked by its GGUF header) and waits at most about 2 s for Ollama. Never throws: a check
 // that cannot run is a kFail that says why.
