@@ -148,6 +148,33 @@ for i in range(50):
         check("short connections", False, f"failed at {i}")
         break
 
+# A client that leaves a non-streamed request frees its slot at once, not when the generation
+# would have ended (greedy on random weights: no end-of-generation token for 1,500 tokens).
+def slots_active():
+    for line in request("/metrics")[1].splitlines():
+        if line.startswith("cortex_slots_active "):
+            return float(line.split()[1])
+    return -1.0
+
+
+long_body = json.dumps({"model": model, "prompt": "Tell a very long story", "stream": False,
+                        "options": {"num_predict": 1500, "temperature": 0}}).encode()
+leaver = socket.create_connection((url.split("//")[1].split(":")[0], int(url.rsplit(":", 1)[1])))
+leaver.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+               + str(len(long_body)).encode() + b"\r\n\r\n" + long_body)
+deadline = time.time() + 10
+while slots_active() < 1 and time.time() < deadline:
+    time.sleep(0.05)
+check("non-streamed request generating", slots_active() >= 1, "never started")
+time.sleep(0.3)
+leaver.close()
+t0 = time.time()
+# The watch polls every 100 ms; the rest of the 1,500 tokens would take seconds.
+while slots_active() > 0 and time.time() - t0 < 1.5:
+    time.sleep(0.05)
+check("client leaving a non-streamed request cancels it", slots_active() == 0,
+      f"{slots_active()} slot(s) still generating {time.time() - t0:.1f} s after the client left")
+
 if token_url:
     ollama_error("no token", *request("/api/tags", base=token_url)[:2], 401)
     openai_error("wrong token", *request("/v1/models", base=token_url, headers={"Authorization": "Bearer nope"})[:2], 401)

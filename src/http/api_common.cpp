@@ -1,6 +1,13 @@
 // Shared pieces of the HTTP routes: errors, body checks, model names, the job bridge.
 #include "http/api_common.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
 #include <ctime>
 #include <random>
 
@@ -243,6 +250,57 @@ bool Generation::take(std::string & out, std::chrono::milliseconds wait) {
 void Generation::wait_started() {
     std::unique_lock<std::mutex> lock(shared_->mutex);
     shared_->cv.wait(lock, [&] { return !shared_->pending.empty() || shared_->finished; });
+}
+
+bool Generation::wait_for(std::chrono::milliseconds wait) {
+    return have_result_ || future_.wait_for(wait) == std::future_status::ready;
+}
+
+// The connected socket whose peer is the request's client: found among this process's open
+// descriptors by the peer's address and port, which are unique while the connection lasts.
+static int connection_socket(const httplib::Request & req) {
+    DIR * dir = opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int found = -1;
+    while (dirent * e = readdir(dir)) {
+        const int fd = std::atoi(e->d_name);
+        if (fd <= 2) continue;
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        if (getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) != 0) continue;
+        char host[INET6_ADDRSTRLEN] = {};
+        int port = -1;
+        if (peer.ss_family == AF_INET) {
+            const auto * a = reinterpret_cast<const sockaddr_in *>(&peer);
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            port = ntohs(a->sin_port);
+        } else if (peer.ss_family == AF_INET6) {
+            const auto * a = reinterpret_cast<const sockaddr_in6 *>(&peer);
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+        }
+        if (port == req.remote_port && req.remote_addr == host) {
+            found = fd;
+            break;
+        }
+    }
+    closedir(dir);
+    return found;
+}
+
+llm::Result result_unless_disconnected(Generation & gen, const httplib::Request & req) {
+    const int fd = connection_socket(req);
+    while (!gen.wait_for(std::chrono::milliseconds(100))) {
+        if (fd < 0) continue;
+        // An HTTP client waiting for its answer sends nothing more: a readable end of stream or
+        // an error means it closed the connection.
+        pollfd p{fd, POLLRDHUP, 0};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            gen.cancel();
+            break;
+        }
+    }
+    return gen.result();
 }
 
 llm::Result Generation::result() {

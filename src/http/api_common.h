@@ -112,6 +112,8 @@ class Generation {
     void wait_started();
     // The Result (waits for it); throws the job's Error. May be called again.
     llm::Result result();
+    // Waits up to `wait` for the job to end; true when it has.
+    bool wait_for(std::chrono::milliseconds wait);
     void cancel() { job_->cancel = true; }
 
   private:
@@ -129,6 +131,11 @@ class Generation {
     };
     std::shared_ptr<Shared> shared_;
 };
+
+// The Result of a non-streamed generation, watching the client meanwhile: one that goes away
+// cancels the job and frees its slot. (A streamed response learns it from a failed write; a
+// non-streamed one writes nothing until the end, and cpp-httplib 0.11 gives handlers no socket.)
+llm::Result result_unless_disconnected(Generation & gen, const httplib::Request & req);
 
 // The prompt's token count must leave a slot room for at least one token.
 int slot_tokens(preload::Scheduler & scheduler);

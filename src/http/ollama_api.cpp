@@ -218,7 +218,7 @@ void generate(Context & ctx, const httplib::Request & req, httplib::Response & r
         return j;
     };
     if (!stream) {
-        const llm::Result r = gen->result();
+        const llm::Result r = result_unless_disconnected(*gen, req);
         res.set_content(finish(r, r.content).dump(), "application/json");
         return;
     }

@@ -215,7 +215,7 @@ void completions(Context & ctx, const httplib::Request & req, httplib::Response 
     };
 
     if (!stream) {
-        const llm::Result r = gen->result();
+        const llm::Result r = result_unless_disconnected(*gen, req);
         count(r);
         json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r)}};
         if (chat)
