@@ -58,5 +58,56 @@ grep -q "not a loopback address" <<<"$out" || fail "no loopback message: $out"
 out="$(CORTEX_HTTP="nonsense:port" "$preload" run --model "$model" --socket "$tmp/x.sock" 2>&1)" && fail "a bad CORTEX_HTTP was accepted"
 grep -q "HTTP address" <<<"$out" || fail "no address message: $out"
 
+echo "== /api/pull through the library's downloader, from a loopback mirror"
+# A catalog of one model whose bytes and SHA-256 are the test model's, served by a plain HTTP
+# server laid out as Hugging Face is (REPO/resolve/main/FILE).
+mkdir -p "$tmp/mirror/cortex-test/Tiny-GGUF/resolve/main" "$tmp/pull-home"
+cp "$model" "$tmp/mirror/cortex-test/Tiny-GGUF/resolve/main/tiny.gguf"
+sum="$(sha256sum "$model" | cut -d' ' -f1)"
+size="$(stat -c %s "$model")"
+cat >"$tmp/catalog.json" <<JSON
+{"version": 1, "models": [{"name": "tiny-test", "aliases": ["tiny-test:latest"], "family": "qwen2", "tier": "small",
+  "params": "0.01B", "repo": "cortex-test/Tiny-GGUF", "file": "tiny.gguf", "quantization": "Q8_0", "size": $size,
+  "sha256": "$sum", "context_length": 2048, "memory_gb": 0.1, "best_for": "tests"},
+ {"name": "tiny-bad", "aliases": [], "family": "qwen2", "tier": "small",
+  "params": "0.01B", "repo": "cortex-test/Tiny-GGUF", "file": "tiny.gguf", "quantization": "Q8_0", "size": $size,
+  "sha256": "$(printf '0%.0s' $(seq 64))", "context_length": 2048, "memory_gb": 0.1, "best_for": "a wrong checksum"}]}
+JSON
+mport="$(free_port)"
+$py -m http.server "$mport" --bind 127.0.0.1 --directory "$tmp/mirror" >/dev/null 2>&1 &
+mirror_pid=$!
+pport="$(free_port)"
+CORTEX_HOME="$tmp/pull-home" CORTEX_CATALOG="$tmp/catalog.json" CORTEX_MODEL_BASE_URL="http://127.0.0.1:$mport" \
+    "$preload" run --model "$model" --socket "$tmp/p.sock" --parallel 1 --http "127.0.0.1:$pport" >"$tmp/p.log" 2>&1 &
+pull_pid=$!
+for _ in $(seq 200); do $py -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$pport/health'); urllib.request.urlopen('http://127.0.0.1:$mport/')" 2>/dev/null && break; sleep 0.05; done
+$py - "http://127.0.0.1:$pport" "$tmp/pull-home/models/tiny-test.gguf" "$sum" <<'PY' || fail "/api/pull"
+import hashlib, json, os, sys, urllib.error, urllib.request
+base, path, want = sys.argv[1:4]
+def post(body):
+    req = urllib.request.Request(base + "/api/pull", data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+status, body = post({"model": "tiny-test"})
+lines = [json.loads(l) for l in body.splitlines() if l.strip()]
+assert status == 200 and lines[0]["status"] == "pulling manifest" and lines[-1] == {"status": "success"}, body[:500]
+progress = [l for l in lines if "completed" in l]
+assert progress and progress[-1]["completed"] == progress[-1]["total"] == os.path.getsize(path), progress[-3:]
+assert hashlib.sha256(open(path, "rb").read()).hexdigest() == want
+status, body = post({"model": "tiny-test", "stream": False})   # already there: verified, success
+assert status == 200 and json.loads(body)["status"] == "success", body
+status, body = post({"model": "tiny-bad", "stream": False})   # the bytes do not match: nothing kept
+assert status == 502 and "error" in json.loads(body), (status, body)
+assert not os.path.exists(os.path.join(os.path.dirname(path), "tiny-bad.gguf"))
+status, body = post({"model": "no-such-model"})
+assert status == 404 and set(json.loads(body)) == {"error"}, (status, body)
+status, body = post({"name": 42})
+assert status == 400 and set(json.loads(body)) == {"error"}, (status, body)
+PY
+kill "$pull_pid" "$mirror_pid" 2>/dev/null; wait "$pull_pid" "$mirror_pid" 2>/dev/null
+
 echo "test_http: $fails failures"
 [ "$fails" = 0 ]
