@@ -69,22 +69,26 @@ int main(int argc, char ** argv) {
             {"git curl jq", {"apt-cache", "search", "--names-only", "^(git|curl|jq)$"}},
             {"something to edit markdown with live preview", {"apt-cache", "search", "markdown", "live", "preview"}},
         };
-        printf("%-48s %12s %14s %8s  %s\n", "request (choosing packages, no model)", "cortex ms", "apt-cache ms", "ratio", "chosen");
+        printf("%-48s %12s %14s %8s  %s\n", "request (choosing packages, no model)", "cortex ms", "apt-cache ms",
+               "ratio", "chosen");
         for (const Case & c : cases) {
             Plan p;
             const double ours = median_ms(runs, [&] { p = planner.plan(Operation::kInstall, c.request); });
             const double apt = median_ms(runs, [&] { run_quiet(c.apt_cache); });
             std::string chosen;
             for (const std::string & name : p.packages) chosen += (chosen.empty() ? "" : " ") + name;
-            printf("%-48s %12.1f %14.1f %7.1fx  %s (%s)\n", c.request, ours, apt, apt / ours, chosen.c_str(), p.chosen_by.c_str());
+            printf("%-48s %12.1f %14.1f %7.1fx  %s (%s)\n", c.request, ours, apt, apt / ours, chosen.c_str(),
+                   p.chosen_by.c_str());
         }
 
         // The whole dry run, as a user runs it, against apt's simulation alone.
         const char * cortex_bin = CORTEX_BIN;
         const double apt_s = median_ms(runs, [] { run_quiet({"apt-get", "-s", "install", "nginx"}); });
-        const double dry = median_ms(runs, [&] { run_quiet({cortex_bin, "install", "nginx", "--dry-run", "--no-model"}); });
-        printf("\n%-48s %12.1f ms\n%-48s %12.1f ms\n%-48s %12.2fx\n", "cortex install nginx --dry-run (end to end)", dry,
-               "apt-get -s install nginx (apt's own config)", apt_s, "ratio (cortex / apt-get -s)", dry / apt_s);
+        const double dry = median_ms(runs, [&] {
+            run_quiet({cortex_bin, "install", "nginx", "--dry-run", "--no-model"});
+        });
+        printf("\n%-48s %12.1f ms\n%-48s %12.1f ms\n%-48s %12.2fx\n", "cortex install nginx --dry-run (end to end)",
+               dry, "apt-get -s install nginx (apt's own config)", apt_s, "ratio (cortex / apt-get -s)", dry / apt_s);
     } catch (const Error & e) {
         fprintf(stderr, "error: %s\nhint: %s\n", e.message().c_str(), e.hint().c_str());
         return 1;

@@ -24,7 +24,9 @@ using cortex::test::TempDir;
 
 namespace {
 
-std::string fixture(const std::string & name) { return std::string(CORTEX_FIXTURES_DIR) + "/apt/" + name; }
+std::string fixture(const std::string & name) {
+    return std::string(CORTEX_FIXTURES_DIR) + "/apt/" + name;
+}
 
 std::vector<std::string> names_of(const std::vector<SearchHit> & hits) {
     std::vector<std::string> out;
@@ -65,12 +67,13 @@ const PackageIndex & machine_index() {
 TEST(Deb822, FieldsContinuationLinesAndBadLines) {
     std::vector<Deb822Record> records;
     std::vector<std::string> descriptions;
-    for_each_deb822_record("Package: a\r\nDescription: one\n two\n .\n three\nno colon here\n\n\n"
-                           "# a comment\nPackage: b\nversion:  2.0 \n",
-                           [&](const Deb822Record & r) {
-                               records.push_back(r);
-                               descriptions.emplace_back(r.get("Description"));
-                           });
+    for_each_deb822_record(
+        "Package: a\r\nDescription: one\n two\n .\n three\nno colon here\n\n\n"
+        "# a comment\nPackage: b\nversion:  2.0 \n",
+        [&](const Deb822Record & r) {
+            records.push_back(r);
+            descriptions.emplace_back(r.get("Description"));
+        });
     ASSERT_EQ(records.size(), 2u);
     EXPECT_EQ(records[0].get("Package"), "a");
     EXPECT_EQ(descriptions[0], "one\n two\n .\n three");
@@ -116,14 +119,18 @@ TEST(AptSimulation, ParsesInstallUpgradeRemoveAndForeignArchitectures) {
 }
 
 TEST(AptSimulation, CommandsAreFixedTemplatesWithCheckedNames) {
-    std::vector<std::string> argv = apt_command(Operation::kInstall, {"nginx", "g++", "docker.io", "libc6:i386", "hello=2.10-3"});
+    std::vector<std::string> argv =
+        apt_command(Operation::kInstall, {"nginx", "g++", "docker.io", "libc6:i386", "hello=2.10-3"});
     EXPECT_EQ(argv[0], "apt-get");
     EXPECT_EQ(argv[1], "install");
     EXPECT_NE(std::find(argv.begin(), argv.end(), "--no-remove"), argv.end());
-    EXPECT_EQ(command_packages(argv), (std::vector<std::string>{"nginx", "g++", "docker.io", "libc6:i386", "hello=2.10-3"}));
-    EXPECT_EQ(apt_command(Operation::kRemove, {"nginx"}), (std::vector<std::string>{"apt-get", "remove", "-y", "-q", "nginx"}));
+    EXPECT_EQ(command_packages(argv),
+              (std::vector<std::string>{"nginx", "g++", "docker.io", "libc6:i386", "hello=2.10-3"}));
+    EXPECT_EQ(apt_command(Operation::kRemove, {"nginx"}),
+              (std::vector<std::string>{"apt-get", "remove", "-y", "-q", "nginx"}));
     // Nothing that apt could read as an option, and nothing a shell would care about (there is none).
-    for (const char * bad : {"-o", "--allow-remove-essential", "a", "Nginx", "nginx;rm -rf /", "$(reboot)", "x y", ""}) {
+    for (const char * bad :
+         {"-o", "--allow-remove-essential", "a", "Nginx", "nginx;rm -rf /", "$(reboot)", "x y", ""}) {
         expect_error(ErrorCode::kInvalidArgument, [&] { apt_command(Operation::kInstall, {bad}); });
     }
     expect_error(ErrorCode::kInvalidArgument, [&] { apt_command(Operation::kInstall, {}); });
@@ -170,8 +177,9 @@ TEST(PackageIndex, CacheIsReusedAndRebuiltWhenListsChange) {
     EXPECT_FALSE(fixture_index(dir, list)->rebuilt());
     // apt update rewrote the list: a new package appears.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    cortex::test::write_file(list, cortex::test::read_file(fixture("Packages")) +
-                                       "\nPackage: jq\nVersion: 1.6\nArchitecture: amd64\nDescription: JSON processor\n");
+    cortex::test::write_file(list,
+                             cortex::test::read_file(fixture("Packages")) +
+                                 "\nPackage: jq\nVersion: 1.6\nArchitecture: amd64\nDescription: JSON processor\n");
     auto index = fixture_index(dir, list);
     EXPECT_TRUE(index->rebuilt());
     EXPECT_TRUE(index->find("jq"));
@@ -268,8 +276,9 @@ TEST(MachineIndex, IntentPackagesExistInTheIndex) {
     PlannerOptions o;
     o.simulate = false;
     Planner planner(index, o);
-    for (const char * request : {"web server", "docker", "pdf viewer", "python dev tools", "java", "database", "ssh server",
-                                 "video player", "web browser", "image editor", "office", "rust", "firewall", "latex"}) {
+    for (const char * request :
+         {"web server", "docker", "pdf viewer", "python dev tools", "java", "database", "ssh server", "video player",
+          "web browser", "image editor", "office", "rust", "firewall", "latex"}) {
         EXPECT_NO_THROW(planner.plan(Operation::kInstall, request)) << request;
     }
 }
@@ -297,10 +306,12 @@ TEST(MachineIndex, BadRequests) {
     expect_error(ErrorCode::kInvalidArgument, [&] { planner.plan(Operation::kInstall, ""); });
     expect_error(ErrorCode::kInvalidArgument, [&] { planner.plan(Operation::kInstall, "please install the"); });
     expect_error(ErrorCode::kNotFound, [&] { planner.plan(Operation::kInstall, "qwzxvkjq"); });
-    Error e = expect_error(ErrorCode::kNotFound, [&] { planner.plan_packages(Operation::kInstall, "x", {"nginxx"}, "flag", ""); });
+    Error e = expect_error(ErrorCode::kNotFound,
+                           [&] { planner.plan_packages(Operation::kInstall, "x", {"nginxx"}, "flag", ""); });
     EXPECT_NE(e.hint().find("nginx"), std::string::npos);  // did you mean
     // Control characters, huge and binary requests end in a clear error or a plan, never a crash.
-    for (const std::string & r : {std::string(100000, 'a'), std::string("\x01\x02\x03"), std::string("nginx\0evil", 10)}) {
+    for (const std::string & r :
+         {std::string(100000, 'a'), std::string("\x01\x02\x03"), std::string("nginx\0evil", 10)}) {
         try {
             planner.plan(Operation::kInstall, r);
         } catch (const Error & err) {
@@ -369,9 +380,13 @@ TEST(MachineSimulation, EssentialAndWideRemovalsAreRefused) {
 
 TEST(ModelPlanning, GeneratedModelPicksOnlyCandidates) {
     TempDir home;
-    for (const char * v : {"CORTEX_PROVIDER", "LLAMACPP_MODEL", "CORTEX_PRELOAD_SOCKET", "CORTEX_HOME", "XDG_RUNTIME_DIR"}) unsetenv(v);
+    for (const char * v :
+         {"CORTEX_PROVIDER", "LLAMACPP_MODEL", "CORTEX_PRELOAD_SOCKET", "CORTEX_HOME", "XDG_RUNTIME_DIR"})
+        unsetenv(v);
     setenv("CORTEX_PRELOAD", "off", 1);
-    Settings settings = Settings::load({{"model", cortex::test::model_path("tiny-qwen2")}, {"n_ctx", "2048"}, {"n_threads", "2"},
+    Settings settings = Settings::load({{"model", cortex::test::model_path("tiny-qwen2")},
+                                        {"n_ctx", "2048"},
+                                        {"n_threads", "2"},
                                         {"preload_socket", home.file("none.sock")}},
                                        home.path());
     std::string why;

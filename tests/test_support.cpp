@@ -23,7 +23,9 @@ extern char ** environ;
 
 namespace cortex::test {
 
-std::string vocab_path(const std::string & name) { return std::string(LLAMA_VOCAB_DIR) + "/ggml-vocab-" + name + ".gguf"; }
+std::string vocab_path(const std::string & name) {
+    return std::string(LLAMA_VOCAB_DIR) + "/ggml-vocab-" + name + ".gguf";
+}
 
 std::string model_path(const std::string & name) {
     return std::string(CORTEX_TEST_MODELS_DIR) + "/" + name + ".gguf";
@@ -81,7 +83,9 @@ void write_file(const std::string & path, const std::string & bytes) {
     out << bytes;
 }
 
-bool file_exists(const std::string & path) { return std::filesystem::exists(path); }
+bool file_exists(const std::string & path) {
+    return std::filesystem::exists(path);
+}
 
 std::string read_file(const std::string & path) {
     std::ifstream in(path, std::ios::binary);

@@ -28,7 +28,9 @@ namespace {
 
 std::atomic<bool> g_interrupted{false};
 
-void on_sigint(int) { g_interrupted = true; }
+void on_sigint(int) {
+    g_interrupted = true;
+}
 
 struct CommonOptions {
     bool json = false;
@@ -82,7 +84,10 @@ int execute_and_record(const Plan & plan, const std::string & command, bool yes,
     }
     ExecuteOptions options;
     options.cancel = &g_interrupted;
-    if (!json_out) options.on_output = [](std::string_view line) { printf("  | %.*s\n", static_cast<int>(line.size()), line.data()); };
+    if (!json_out)
+        options.on_output = [](std::string_view line) {
+            printf("  | %.*s\n", static_cast<int>(line.size()), line.data());
+        };
     ExecuteResult r = execute_plan(plan, options);
     History history(llm::cortex_home());
     HistoryEntry entry;
@@ -95,15 +100,21 @@ int execute_and_record(const Plan & plan, const std::string & command, bool yes,
     const int64_t id = history.record(entry);
     if (rollback_of && r.exit_status == 0) history.mark_rolled_back(*rollback_of, id);
     if (json_out) {
-        printf("%s\n", json({{"plan", plan.to_json()}, {"executed", true}, {"exit_status", r.exit_status},
-                             {"history_id", id}, {"message", r.message}, {"log_tail", r.log_tail}})
+        printf("%s\n", json({{"plan", plan.to_json()},
+                             {"executed", true},
+                             {"exit_status", r.exit_status},
+                             {"history_id", id},
+                             {"message", r.message},
+                             {"log_tail", r.log_tail}})
                            .dump()
                            .c_str());
     } else if (r.exit_status == 0) {
-        printf("\nDone. Recorded as history entry %lld; undo it with: cortex rollback %lld\n", static_cast<long long>(id),
-               static_cast<long long>(id));
+        printf("\nDone. Recorded as history entry %lld; undo it with: cortex rollback %lld\n",
+               static_cast<long long>(id), static_cast<long long>(id));
     } else {
-        fprintf(stderr, "error: apt failed (exit status %d)%s\nhint: recorded as history entry %lld; `cortex history show %lld` has apt's output\n",
+        fprintf(stderr,
+                "error: apt failed (exit status %d)%s\nhint: recorded as history entry %lld; `cortex history show "
+                "%lld` has apt's output\n",
                 r.exit_status, r.message.empty() ? "" : (": " + r.message).c_str(), static_cast<long long>(id),
                 static_cast<long long>(id));
     }
@@ -116,7 +127,8 @@ void print_plan(const Plan & plan, const char * title) {
     printf("%s", plan.to_text().c_str());
 }
 
-int run_plan_command(Operation op, const std::vector<std::string> & words, bool execute, bool yes, const CommonOptions & common) {
+int run_plan_command(Operation op, const std::vector<std::string> & words, bool execute, bool yes,
+                     const CommonOptions & common) {
     const Settings settings = common.settings();
     std::unique_ptr<PackageIndex> index = PackageIndex::open();
     if (index->rebuilt() && !common.json) {
@@ -149,7 +161,8 @@ int run_plan_command(Operation op, const std::vector<std::string> & words, bool 
 }
 
 int run_ask(const std::string & question, int max_tokens, const CommonOptions & common) {
-    if (max_tokens <= 0) throw Error(ErrorCode::kInvalidArgument, "--max-tokens must be positive", "e.g. --max-tokens 256");
+    if (max_tokens <= 0)
+        throw Error(ErrorCode::kInvalidArgument, "--max-tokens must be positive", "e.g. --max-tokens 256");
     const Settings settings = common.settings();
     std::string why;
     if (!provider_available(settings, &why)) {
@@ -160,7 +173,8 @@ int run_ask(const std::string & question, int max_tokens, const CommonOptions & 
     std::vector<std::string> relevant;
     try {
         std::unique_ptr<PackageIndex> index = PackageIndex::open();
-        for (const SearchHit & h : index->search(join_words(normalise_request(question)), 5)) relevant.push_back(h.package.name);
+        for (const SearchHit & h : index->search(join_words(normalise_request(question)), 5))
+            relevant.push_back(h.package.name);
     } catch (const Error &) {
         // Without apt's lists the answer loses this detail only.
     }
@@ -175,7 +189,9 @@ int run_ask(const std::string & question, int max_tokens, const CommonOptions & 
     }
     ProviderReply reply = ask(*provider, question, system, on_token, &g_interrupted, max_tokens);
     if (common.json) {
-        printf("%s\n", json({{"answer", reply.content}, {"model", reply.model}, {"route", reply.route},
+        printf("%s\n", json({{"answer", reply.content},
+                             {"model", reply.model},
+                             {"route", reply.route},
                              {"completion_tokens", reply.result.completion_tokens},
                              {"tokens_per_second", reply.result.tokens_per_second}})
                            .dump()
@@ -189,7 +205,8 @@ int run_ask(const std::string & question, int max_tokens, const CommonOptions & 
 json history_entry_json(const HistoryEntry & e, bool full) {
     auto states = [](const std::vector<InstalledPackage> & v) {
         json a = json::array();
-        for (const InstalledPackage & p : v) a.push_back({{"package", p.name}, {"architecture", p.architecture}, {"version", p.version}});
+        for (const InstalledPackage & p : v)
+            a.push_back({{"package", p.name}, {"architecture", p.architecture}, {"version", p.version}});
         return a;
     };
     json j = {{"id", e.id},
@@ -213,7 +230,8 @@ int run_history(int limit, int64_t show_id, const CommonOptions & common) {
     if (show_id > 0) {
         std::optional<HistoryEntry> e = history.get(show_id);
         if (!e) {
-            throw Error(ErrorCode::kNotFound, "no history entry " + std::to_string(show_id), "`cortex history` lists the entries");
+            throw Error(ErrorCode::kNotFound, "no history entry " + std::to_string(show_id),
+                        "`cortex history` lists the entries");
         }
         if (common.json) {
             printf("%s\n", history_entry_json(*e, true).dump().c_str());
@@ -226,7 +244,8 @@ int run_history(int limit, int64_t show_id, const CommonOptions & common) {
         printf("\nPackage states (before -> after):\n");
         for (size_t i = 0; i < e->before.size(); ++i) {
             const std::string after = i < e->after.size() ? e->after[i].version : "";
-            printf("  %-30s %s -> %s\n", e->before[i].name.c_str(), e->before[i].version.empty() ? "(none)" : e->before[i].version.c_str(),
+            printf("  %-30s %s -> %s\n", e->before[i].name.c_str(),
+                   e->before[i].version.empty() ? "(none)" : e->before[i].version.c_str(),
                    after.empty() ? "(none)" : after.c_str());
         }
         if (!e->log_tail.empty()) printf("\napt's output (end):\n%s\n", e->log_tail.c_str());
@@ -247,7 +266,8 @@ int run_history(int limit, int64_t show_id, const CommonOptions & common) {
     for (const HistoryEntry & e : entries) {
         std::string status = e.exit_status == 0 ? "ok" : "failed";
         if (e.rolled_back_by) status = "undone";
-        printf("%-5lld %-20s %-6s cortex %s\n", static_cast<long long>(e.id), e.time.c_str(), status.c_str(), e.command.c_str());
+        printf("%-5lld %-20s %-6s cortex %s\n", static_cast<long long>(e.id), e.time.c_str(), status.c_str(),
+               e.command.c_str());
     }
     return 0;
 }
@@ -255,7 +275,9 @@ int run_history(int limit, int64_t show_id, const CommonOptions & common) {
 int run_rollback(int64_t id, bool dry_run, bool yes, const CommonOptions & common) {
     History history(llm::cortex_home());
     std::optional<HistoryEntry> entry = history.get(id);
-    if (!entry) throw Error(ErrorCode::kNotFound, "no history entry " + std::to_string(id), "`cortex history` lists the entries");
+    if (!entry)
+        throw Error(ErrorCode::kNotFound, "no history entry " + std::to_string(id),
+                    "`cortex history` lists the entries");
     Plan plan = rollback_plan(*entry);
     // apt checks that the old state can be reached (old versions still in the lists) and the
     // planner's refusals apply as for any removal.
@@ -294,7 +316,8 @@ int main(int argc, char ** argv) {
 
     std::vector<std::string> words;
     bool dry_run = false, execute = false, yes = false;
-    CLI::App * install = app.add_subcommand("install", "plan (and with --execute, run) the installation of what you ask for");
+    CLI::App * install =
+        app.add_subcommand("install", "plan (and with --execute, run) the installation of what you ask for");
     CLI::App * remove = app.add_subcommand("remove", "plan (and with --execute, run) the removal of what you ask for");
     for (CLI::App * cmd : {install, remove}) {
         cmd->add_option("request", words, "package names or plain words, e.g. nginx or \"a pdf viewer\"")->required();

@@ -4,8 +4,8 @@
 
 #include "core/file_util.h"
 #include "core/subprocess.h"
-#include "cortex/llm.h"
 #include "cortex/error.h"
+#include "cortex/llm.h"
 
 namespace cortex::interpreter {
 
@@ -114,10 +114,12 @@ static std::string apt_errors(const std::string & output, size_t max_lines = 12)
         pos = end + 1;
     }
     std::string errors;
-    for (size_t i = 0; i < lines.size() && i < max_lines; ++i) errors += (errors.empty() ? "" : "\n") + std::string(lines[i]);
+    for (size_t i = 0; i < lines.size() && i < max_lines; ++i)
+        errors += (errors.empty() ? "" : "\n") + std::string(lines[i]);
     // apt's final "E:" line says what happened; keep it even when the detail is cut.
     if (lines.size() > max_lines) {
-        errors += "\n  ... " + std::to_string(lines.size() - max_lines) + " more lines ...\n" + std::string(lines.back());
+        errors +=
+            "\n  ... " + std::to_string(lines.size() - max_lines) + " more lines ...\n" + std::string(lines.back());
     }
     return errors.empty() ? output : errors;
 }
@@ -152,9 +154,10 @@ Simulation simulate(Operation op, const std::vector<std::string> & packages) {
     ProcessResult r = run_process(argv, {{"LC_ALL", "C"}});
     if (r.exit_status != 0) {
         if (r.output.find("Unable to locate package") != std::string::npos) {
-            throw Error(ErrorCode::kNotFound, "apt does not know a package of " + std::string(operation_name(op)) +
-                                                  ": " + apt_errors(r.output),
-                        "run `apt-get update` to refresh the package lists");
+            throw Error(
+                ErrorCode::kNotFound,
+                "apt does not know a package of " + std::string(operation_name(op)) + ": " + apt_errors(r.output),
+                "run `apt-get update` to refresh the package lists");
         }
         if (op == Operation::kRemove && r.output.find("generated breaks") != std::string::npos) {
             throw Error(ErrorCode::kInvalidArgument,

@@ -12,9 +12,9 @@
 #include <unordered_map>
 
 #include "core/file_util.h"
+#include "core/sqlite_handle.h"
 #include "core/string_util.h"
 #include "core/subprocess.h"
-#include "core/sqlite_handle.h"
 #include "cortex/error.h"
 #include "cortex/llm.h"
 #include "interpreter/deb822.h"
@@ -150,10 +150,12 @@ static std::string read_list(const std::string & path) {
     if (compressed) {
         // apt's own helper knows every compression apt uses.
         ProcessResult r = run_process({"/usr/lib/apt/apt-helper", "cat-file", path});
-        if (r.exit_status != 0) throw Error(ErrorCode::kIo, "cannot read apt list " + path, "run `sudo apt-get update`");
+        if (r.exit_status != 0)
+            throw Error(ErrorCode::kIo, "cannot read apt list " + path, "run `sudo apt-get update`");
         return std::move(r.output);
     }
-    if (!read_file(path, text)) throw Error(ErrorCode::kNotFound, "package list " + path + " does not exist", "run `sudo apt-get update`");
+    if (!read_file(path, text))
+        throw Error(ErrorCode::kNotFound, "package list " + path + " does not exist", "run `sudo apt-get update`");
     return text;
 }
 
@@ -215,9 +217,10 @@ static void build_cache(const std::string & path, const std::vector<std::string>
          "CREATE TABLE packages(id INTEGER PRIMARY KEY, name TEXT, version TEXT, arch TEXT, section TEXT,"
          " priority TEXT, summary TEXT, size INTEGER, isize INTEGER, essential INTEGER, best INTEGER);"
          "CREATE VIRTUAL TABLE fts USING fts5(name, summary, description, content='', tokenize='porter unicode61');");
-    SqliteStatement insert = prepare(db.get(), tmp,
-                             "INSERT INTO packages(name, version, arch, section, priority, summary, size, isize, "
-                             "essential, best) VALUES(?,?,?,?,?,?,?,?,?,0)");
+    SqliteStatement insert =
+        prepare(db.get(), tmp,
+                "INSERT INTO packages(name, version, arch, section, priority, summary, size, isize, "
+                "essential, best) VALUES(?,?,?,?,?,?,?,?,?,0)");
     struct Best {
         int64_t id;
         std::string version;
@@ -283,7 +286,8 @@ static void build_cache(const std::string & path, const std::vector<std::string>
     // Readers see the old cache or the new one, never half of one.
     if (rename(tmp.c_str(), path.c_str()) != 0) {
         unlink(tmp.c_str());
-        throw Error(ErrorCode::kIo, "cannot write the package index cache " + path, "check the permissions of its directory");
+        throw Error(ErrorCode::kIo, "cannot write the package index cache " + path,
+                    "check the permissions of its directory");
     }
 }
 
@@ -311,7 +315,8 @@ static std::string stored_key(sqlite3 * db, size_t * count) {
 std::unique_ptr<PackageIndex> PackageIndex::open(const IndexOptions & options) {
     auto impl = std::make_unique<Impl>();
     impl->arch = options.architecture.empty() ? native_architecture() : options.architecture;
-    const std::vector<std::string> lists = options.package_lists.empty() ? apt_package_lists(options.lists_dir) : options.package_lists;
+    const std::vector<std::string> lists =
+        options.package_lists.empty() ? apt_package_lists(options.lists_dir) : options.package_lists;
     const std::string dir = options.cache_dir.empty() ? llm::cortex_home() + "/cache" : options.cache_dir;
     make_dirs(dir);
     impl->path = dir + "/apt-index.db";
@@ -339,14 +344,25 @@ std::unique_ptr<PackageIndex> PackageIndex::open(const IndexOptions & options) {
 PackageIndex::PackageIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PackageIndex::~PackageIndex() = default;
 
-size_t PackageIndex::size() const { return impl_->size; }
-bool PackageIndex::rebuilt() const { return impl_->rebuilt; }
-double PackageIndex::build_ms() const { return impl_->build_ms; }
-const std::string & PackageIndex::path() const { return impl_->path; }
-const std::string & PackageIndex::architecture() const { return impl_->arch; }
+size_t PackageIndex::size() const {
+    return impl_->size;
+}
+bool PackageIndex::rebuilt() const {
+    return impl_->rebuilt;
+}
+double PackageIndex::build_ms() const {
+    return impl_->build_ms;
+}
+const std::string & PackageIndex::path() const {
+    return impl_->path;
+}
+const std::string & PackageIndex::architecture() const {
+    return impl_->arch;
+}
 
 std::optional<PackageRecord> PackageIndex::find(std::string_view name) const {
-    static const std::string sql = std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.best = 1";
+    static const std::string sql =
+        std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.best = 1";
     SqliteStatement s = prepare(impl_->db.get(), impl_->path, sql.c_str());
     sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
     if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
@@ -354,7 +370,8 @@ std::optional<PackageRecord> PackageIndex::find(std::string_view name) const {
 }
 
 std::optional<PackageRecord> PackageIndex::find_version(std::string_view name, std::string_view version) const {
-    static const std::string sql = std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.version = ?";
+    static const std::string sql =
+        std::string("SELECT ") + kRecordColumns + " FROM packages p WHERE p.name = ? AND p.version = ?";
     SqliteStatement s = prepare(impl_->db.get(), impl_->path, sql.c_str());
     sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, version.data(), static_cast<int>(version.size()), SQLITE_TRANSIENT);
@@ -375,7 +392,8 @@ static int edit_distance(std::string_view a, std::string_view b, int limit) {
         for (int j = 1; j <= m; ++j) {
             const int cost = a[i - 1] == b[j - 1] ? 0 : 1;
             cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                cur[j] = std::min(cur[j], prev2[j - 2] + 1);
             row_min = std::min(row_min, cur[j]);
         }
         if (row_min > limit) return limit + 1;
@@ -435,7 +453,8 @@ std::vector<SearchHit> PackageIndex::search(std::string_view query, int limit) c
     if (hits.empty() && q.find(' ') == std::string::npos && q.size() >= 3) {
         const int max_distance = q.size() <= 4 ? 1 : 2;
         for (const std::string & name : similar_names(q, max_distance)) {
-            if (auto r = find(name)) hits.push_back({*r, 500.0 - edit_distance(q, name, max_distance) * 100, "similar name"});
+            if (auto r = find(name))
+                hits.push_back({*r, 500.0 - edit_distance(q, name, max_distance) * 100, "similar name"});
             if (static_cast<int>(hits.size()) >= 3) break;
         }
     }
@@ -459,14 +478,16 @@ std::vector<SearchHit> PackageIndex::search(std::string_view query, int limit) c
                               std::find(terms.begin(), terms.end(), "lib") != terms.end();
         if (n.ends_with("-dbg") || n.ends_with("-dbgsym") || n.ends_with("-doc")) score *= 0.3;
         if (!asks_lib && n.starts_with("lib")) score *= 0.5;
-        if (r.summary.find("transitional") != std::string::npos || r.summary.find("dummy") != std::string::npos) score *= 0.2;
+        if (r.summary.find("transitional") != std::string::npos || r.summary.find("dummy") != std::string::npos)
+            score *= 0.2;
         for (const std::string & t : terms) {
             if (n == t) score *= 2.0;
         }
         if (r.priority == "required" || r.priority == "important" || r.priority == "standard") score *= 1.2;
         ranked.push_back({std::move(r), score, "description"});
     }
-    std::stable_sort(ranked.begin(), ranked.end(), [](const SearchHit & a, const SearchHit & b) { return a.score > b.score; });
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const SearchHit & a, const SearchHit & b) { return a.score > b.score; });
     for (SearchHit & h : ranked) {
         if (static_cast<int>(hits.size()) >= limit) break;
         if (!seen(h.package.name)) hits.push_back(std::move(h));

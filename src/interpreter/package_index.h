@@ -14,11 +14,11 @@ namespace cortex::interpreter {
 
 struct PackageRecord {
     std::string name;
-    std::string version;        // the highest version in the lists
-    std::string architecture;   // the native one or "all"
+    std::string version;       // the highest version in the lists
+    std::string architecture;  // the native one or "all"
     std::string section;
     std::string priority;
-    std::string summary;        // the first line of Description
+    std::string summary;  // the first line of Description
     uint64_t download_bytes = 0;
     uint64_t installed_bytes = 0;
     bool essential = false;
@@ -32,11 +32,11 @@ struct SearchHit {
 };
 
 struct IndexOptions {
-    std::string cache_dir;                  // empty: $CORTEX_HOME/cache
-    std::vector<std::string> package_lists; // empty: every *_Packages* file of lists_dir
+    std::string cache_dir;                   // empty: $CORTEX_HOME/cache
+    std::vector<std::string> package_lists;  // empty: every *_Packages* file of lists_dir
     std::string lists_dir = "/var/lib/apt/lists";
     std::string dpkg_status = "/var/lib/dpkg/status";
-    std::string architecture;               // empty: dpkg --print-architecture
+    std::string architecture;  // empty: dpkg --print-architecture
 };
 
 class PackageIndex {
@@ -56,9 +56,9 @@ class PackageIndex {
     // Package names within edit distance `max_distance` of `word`, nearest first.
     std::vector<std::string> similar_names(std::string_view word, int max_distance) const;
 
-    size_t size() const;            // packages indexed
-    bool rebuilt() const;           // this open() rebuilt the cache
-    double build_ms() const;        // how long that took
+    size_t size() const;               // packages indexed
+    bool rebuilt() const;              // this open() rebuilt the cache
+    double build_ms() const;           // how long that took
     const std::string & path() const;  // the cache file
     const std::string & architecture() const;
 

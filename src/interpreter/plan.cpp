@@ -10,15 +10,22 @@
 
 namespace cortex::interpreter {
 
-const char * operation_name(Operation op) { return op == Operation::kInstall ? "install" : "remove"; }
+const char * operation_name(Operation op) {
+    return op == Operation::kInstall ? "install" : "remove";
+}
 
 const char * change_kind_name(PackageChange::Kind kind) {
     switch (kind) {
-        case PackageChange::Kind::kInstall: return "install";
-        case PackageChange::Kind::kUpgrade: return "upgrade";
-        case PackageChange::Kind::kDowngrade: return "downgrade";
-        case PackageChange::Kind::kReinstall: return "reinstall";
-        case PackageChange::Kind::kRemove: return "remove";
+        case PackageChange::Kind::kInstall:
+            return "install";
+        case PackageChange::Kind::kUpgrade:
+            return "upgrade";
+        case PackageChange::Kind::kDowngrade:
+            return "downgrade";
+        case PackageChange::Kind::kReinstall:
+            return "reinstall";
+        case PackageChange::Kind::kRemove:
+            return "remove";
     }
     return "install";
 }
@@ -99,14 +106,15 @@ std::string Plan::to_text() const {
                      change_kind_name(c.kind), static_cast<int>(version_w), version.c_str(),
                      c.download_bytes ? human_bytes(static_cast<double>(c.download_bytes)).c_str() : "-",
                      (c.disk_delta_bytes > 0 ? "+" + human_bytes(static_cast<double>(c.disk_delta_bytes))
-                                             : human_bytes(static_cast<double>(c.disk_delta_bytes))).c_str(),
+                                             : human_bytes(static_cast<double>(c.disk_delta_bytes)))
+                         .c_str(),
                      c.requested ? "" : (c.kind == PackageChange::Kind::kRemove ? "  (dependent)" : "  (dependency)"));
             out += line;
         }
         if (hidden) out += "  ... and " + std::to_string(hidden) + " more dependencies (--json lists them all)\n";
         out += "\n";
-        snprintf(line, sizeof line, "  %d to install, %d to upgrade, %d to downgrade, %d to remove\n", counts[0], counts[1],
-                 counts[2], counts[4]);
+        snprintf(line, sizeof line, "  %d to install, %d to upgrade, %d to downgrade, %d to remove\n", counts[0],
+                 counts[1], counts[2], counts[4]);
         out += line;
         out += "  Download " + human_bytes(static_cast<double>(download_bytes)) + ", disk space " +
                (disk_delta_bytes >= 0 ? "+" : "") + human_bytes(static_cast<double>(disk_delta_bytes)) + "\n";
@@ -179,7 +187,8 @@ std::vector<InstalledPackage> read_installed_packages(const std::string & status
     for_each_deb822_record(buffer.str(), [&](const Deb822Record & r) {
         // "install ok installed"; "half-installed" and "config-files" packages are not installed.
         if (!r.get("Status").ends_with(" installed")) return;
-        out.push_back({std::string(r.get("Package")), std::string(r.get("Architecture")), std::string(r.get("Version"))});
+        out.push_back(
+            {std::string(r.get("Package")), std::string(r.get("Architecture")), std::string(r.get("Version"))});
     });
     return out;
 }

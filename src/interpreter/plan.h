@@ -32,17 +32,17 @@ const char * change_kind_name(PackageChange::Kind kind);
 
 struct Plan {
     Operation operation = Operation::kInstall;
-    std::string request;                          // the words the user typed
-    std::vector<std::string> packages;            // the packages chosen for the request
-    std::vector<std::string> already_done;        // install: already installed; remove: not installed
-    std::vector<PackageChange> changes;           // apt's transaction, in apt's order
+    std::string request;                    // the words the user typed
+    std::vector<std::string> packages;      // the packages chosen for the request
+    std::vector<std::string> already_done;  // install: already installed; remove: not installed
+    std::vector<PackageChange> changes;     // apt's transaction, in apt's order
     uint64_t download_bytes = 0;
     int64_t disk_delta_bytes = 0;
-    std::vector<std::string> services;            // systemd units the packages are known to ship
+    std::vector<std::string> services;               // systemd units the packages are known to ship
     std::vector<std::vector<std::string>> commands;  // argv of each command --execute runs
-    std::string chosen_by;                        // "exact name", "package index", "model <name> (<how>)"
-    std::string reason;                           // one line: why these packages
-    std::vector<std::string> notes;               // anything the user should know
+    std::string chosen_by;                           // "exact name", "package index", "model <name> (<how>)"
+    std::string reason;                              // one line: why these packages
+    std::vector<std::string> notes;                  // anything the user should know
 
     bool empty() const { return changes.empty(); }
     nlohmann::json to_json() const;

@@ -30,8 +30,9 @@ const IntentTable & intent_table() {
         IntentTable t;
         const nlohmann::json j = nlohmann::json::parse(kBuiltinIntentsJson);
         for (const auto & i : j.at("intents")) {
-            t.intents.push_back({i.at("phrases").get<std::vector<std::string>>(), i.at("packages").get<std::vector<std::string>>(),
-                                 i.at("alternatives").get<std::vector<std::string>>(), i.at("reason").get<std::string>()});
+            t.intents.push_back(
+                {i.at("phrases").get<std::vector<std::string>>(), i.at("packages").get<std::vector<std::string>>(),
+                 i.at("alternatives").get<std::vector<std::string>>(), i.at("reason").get<std::string>()});
         }
         t.services = j.at("services").get<std::map<std::string, std::vector<std::string>>>();
         return t;
@@ -45,7 +46,9 @@ std::string join(const std::vector<std::string> & v, const char * sep) {
     return out;
 }
 
-bool contains(const std::vector<std::string> & v, const std::string & s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool contains(const std::vector<std::string> & v, const std::string & s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
 
 // Whether `words` holds `phrase_words` as consecutive words.
 bool contains_phrase(const std::vector<std::string> & words, const std::vector<std::string> & phrase_words) {
@@ -63,10 +66,10 @@ const char * kSystemPrompt =
 
 std::vector<std::string> normalise_request(const std::string & request) {
     static const std::set<std::string> filler = {
-        "please", "install", "remove", "uninstall", "purge", "delete", "a", "an", "the", "me", "my", "some",
-        "i", "want", "need", "would", "like", "to", "get", "set", "up", "setup", "add", "new", "package",
-        "packages", "and", "also", "can", "you", "for", "on", "this", "machine", "computer", "system",
-        "something", "thing", "software"};
+        "please", "install", "remove", "uninstall", "purge",    "delete",   "a",         "an",    "the",     "me",
+        "my",     "some",    "i",      "want",      "need",     "would",    "like",      "to",    "get",     "set",
+        "up",     "setup",   "add",    "new",       "package",  "packages", "and",       "also",  "can",     "you",
+        "for",    "on",      "this",   "machine",   "computer", "system",   "something", "thing", "software"};
     std::vector<std::string> words;
     std::string cur;
     auto flush = [&] {
@@ -127,7 +130,9 @@ Planner::Choice Planner::choose(Operation op, const std::string & request) {
         std::vector<std::string> nearest = index_.similar_names(words[0], 1);
         if (nearest.empty() && words[0].size() > 4) nearest = index_.similar_names(words[0], 2);
         if (nearest.size() == 1) {
-            return {nearest, "similar name", "closest package name to '" + words[0] + "'",
+            return {nearest,
+                    "similar name",
+                    "closest package name to '" + words[0] + "'",
                     {"'" + words[0] + "' is not a package; using '" + nearest[0] + "', the closest name"}};
         }
     }
@@ -142,7 +147,8 @@ Planner::Choice Planner::choose(Operation op, const std::string & request) {
     };
     for (const Intent & intent : intent_table().intents) {
         for (const std::string & p : intent.phrases) {
-            if (p.find(' ') == std::string::npos && p.size() < 4) continue;  // "go", "tex": too easily part of other words' meaning
+            if (p.find(' ') == std::string::npos && p.size() < 4)
+                continue;  // "go", "tex": too easily part of other words' meaning
             if (!contains_phrase(words, normalise_request(p))) continue;
             for (const std::string & name : intent.packages) {
                 if (auto r = index_.find(name)) add({*r, 900, "intent"});
@@ -160,35 +166,43 @@ Planner::Choice Planner::choose(Operation op, const std::string & request) {
         throw Error(ErrorCode::kNotFound, "no package matches '" + request + "'", hint);
     }
     if (options_.provider) return ask_model(op, request, candidates);
-    Choice c{{candidates[0].package.name}, "package index", "best match in the package index: " + candidates[0].package.summary, {}};
-    c.notes.push_back("no language model was asked" +
-                      (options_.no_model_reason.empty() ? std::string(" (--no-model)") : ": " + options_.no_model_reason) +
-                      "; the package index alone chose");
+    Choice c{{candidates[0].package.name},
+             "package index",
+             "best match in the package index: " + candidates[0].package.summary,
+             {}};
+    c.notes.push_back(
+        "no language model was asked" +
+        (options_.no_model_reason.empty() ? std::string(" (--no-model)") : ": " + options_.no_model_reason) +
+        "; the package index alone chose");
     std::vector<std::string> others;
     for (size_t i = 1; i < candidates.size() && i < 5; ++i) others.push_back(candidates[i].package.name);
     if (!others.empty()) c.notes.push_back("other matches: " + join(others, ", "));
     return c;
 }
 
-Planner::Choice Planner::ask_model(Operation op, const std::string & request, const std::vector<SearchHit> & candidates) {
+Planner::Choice Planner::ask_model(Operation op, const std::string & request,
+                                   const std::vector<SearchHit> & candidates) {
     nlohmann::json names = nlohmann::json::array();
     std::string listing;
     for (const SearchHit & h : candidates) {
         names.push_back(h.package.name);
-        listing += "- " + h.package.name + ": " + h.package.summary + (h.package.installed_version.empty() ? "" : " (installed)") + "\n";
+        listing += "- " + h.package.name + ": " + h.package.summary +
+                   (h.package.installed_version.empty() ? "" : " (installed)") + "\n";
     }
     // The grammar built from this schema lets the model name candidates only, so even a weak
     // model yields a plan of real packages; the reason is bounded so that generation ends.
     const nlohmann::json schema = {
         {"type", "object"},
         {"properties",
-         {{"packages", {{"type", "array"}, {"items", {{"type", "string"}, {"enum", names}}}, {"minItems", 1}, {"maxItems", 4}}},
+         {{"packages",
+           {{"type", "array"}, {"items", {{"type", "string"}, {"enum", names}}}, {"minItems", 1}, {"maxItems", 4}}},
           {"reason", {{"type", "string"}, {"maxLength", 160}}}}},
         {"required", {"packages", "reason"}},
         {"additionalProperties", false}};
     ProviderRequest req;
-    req.messages = {{"system", kSystemPrompt},
-                    {"user", std::string("Request: ") + operation_name(op) + " " + request + "\nCandidates:\n" + listing}};
+    req.messages = {
+        {"system", kSystemPrompt},
+        {"user", std::string("Request: ") + operation_name(op) + " " + request + "\nCandidates:\n" + listing}};
     req.json_schema = schema.dump();
     req.max_tokens = 160;
     req.temperature = 0;
@@ -202,14 +216,18 @@ Planner::Choice Planner::ask_model(Operation op, const std::string & request, co
         for (const auto & p : answer.at("packages")) {
             const std::string name = p.get<std::string>();
             // The grammar guarantees this for llama.cpp; Ollama's `format` is a request, not a guarantee.
-            if (contains(names.get<std::vector<std::string>>(), name) && !contains(packages, name)) packages.push_back(name);
+            if (contains(names.get<std::vector<std::string>>(), name) && !contains(packages, name))
+                packages.push_back(name);
         }
         reason = trim(answer.at("reason").get<std::string>());
     } catch (const nlohmann::json::exception &) {
         packages.clear();
     }
     if (packages.empty()) {
-        Choice c{{candidates[0].package.name}, "package index", "best match in the package index: " + candidates[0].package.summary, {}};
+        Choice c{{candidates[0].package.name},
+                 "package index",
+                 "best match in the package index: " + candidates[0].package.summary,
+                 {}};
         c.notes.push_back("the model's answer was " + std::string(reply.truncated ? "cut off" : "not a valid plan") +
                           "; the package index chose instead");
         return c;
@@ -245,7 +263,8 @@ Plan Planner::plan_packages(Operation op, const std::string & request, const std
         if (op == Operation::kRemove && (r->essential || r->priority == "required")) {
             throw Error(ErrorCode::kInvalidArgument,
                         "refused: " + name + " is an essential system package (" +
-                            (r->essential ? "Essential: yes" : "Priority: required") + "); Debian needs it to boot and to manage packages",
+                            (r->essential ? "Essential: yes" : "Priority: required") +
+                            "); Debian needs it to boot and to manage packages",
                         "Cortex never removes essential packages; if you are certain, use apt-get directly");
         }
         p.packages.push_back(spec);
@@ -272,7 +291,8 @@ void Planner::simulate_plan(Plan & p) {
     for (const std::vector<std::string> & argv : p.commands) {
         // argv is {"apt-get", "install"|"remove", options..., packages...}, from apt_command().
         if (argv.size() < 2 || (argv[1] != "install" && argv[1] != "remove")) {
-            throw Error(ErrorCode::kInvalidArgument, "a plan command is not an apt install or remove", "the plan is damaged");
+            throw Error(ErrorCode::kInvalidArgument, "a plan command is not an apt install or remove",
+                        "the plan is damaged");
         }
         const std::vector<std::string> packages = command_packages(argv);
         Simulation s = simulate(argv[1] == "install" ? Operation::kInstall : Operation::kRemove, packages);
@@ -289,21 +309,26 @@ void Planner::complete_plan(Plan & p) {
     // What the user asked for is what the commands name; everything else apt added.
     std::set<std::string> requested;
     for (const auto & argv : p.commands) {
-        for (const std::string & spec : command_packages(argv)) requested.insert(spec.substr(0, spec.find_first_of("=:")));
+        for (const std::string & spec : command_packages(argv))
+            requested.insert(spec.substr(0, spec.find_first_of("=:")));
     }
     std::vector<std::string> essential, extra_removals;
     std::set<std::string> services;
     for (PackageChange & c : p.changes) {
         c.requested = requested.count(c.name) > 0;
         std::optional<PackageRecord> now = index_.find(c.name);
-        std::optional<PackageRecord> next = c.new_version.empty() ? std::nullopt : index_.find_version(c.name, c.new_version);
-        std::optional<PackageRecord> old = c.old_version.empty() ? std::nullopt : index_.find_version(c.name, c.old_version);
+        std::optional<PackageRecord> next =
+            c.new_version.empty() ? std::nullopt : index_.find_version(c.name, c.new_version);
+        std::optional<PackageRecord> old =
+            c.old_version.empty() ? std::nullopt : index_.find_version(c.name, c.old_version);
         if (c.kind == PackageChange::Kind::kUpgrade && compare_debian_versions(c.new_version, c.old_version) < 0) {
             c.kind = PackageChange::Kind::kDowngrade;
         }
         if (next) c.download_bytes = next->download_bytes;
         // An installed version no longer in the lists: its size is about the current one's.
-        const int64_t old_size = c.old_version.empty() ? 0 : static_cast<int64_t>((old ? old : now) ? (old ? old : now)->installed_bytes : 0);
+        const int64_t old_size = c.old_version.empty()
+                                     ? 0
+                                     : static_cast<int64_t>((old ? old : now) ? (old ? old : now)->installed_bytes : 0);
         const int64_t new_size = next ? static_cast<int64_t>(next->installed_bytes) : 0;
         c.disk_delta_bytes = new_size - old_size;
         p.download_bytes += c.download_bytes;
@@ -323,10 +348,11 @@ void Planner::complete_plan(Plan & p) {
                     "Cortex never removes essential packages; if you are certain, use apt-get directly");
     }
     if (!extra_removals.empty()) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "refused: removing " + join(p.packages, ", ") + " would also remove " +
-                        std::to_string(extra_removals.size()) + " package(s) you did not name: " + join(extra_removals, ", "),
-                    "if you mean it, name them all: cortex remove " + join(p.packages, " ") + " " + join(extra_removals, " "));
+        throw Error(
+            ErrorCode::kInvalidArgument,
+            "refused: removing " + join(p.packages, ", ") + " would also remove " +
+                std::to_string(extra_removals.size()) + " package(s) you did not name: " + join(extra_removals, ", "),
+            "if you mean it, name them all: cortex remove " + join(p.packages, " ") + " " + join(extra_removals, " "));
     }
 }
 

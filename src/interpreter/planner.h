@@ -24,7 +24,7 @@ struct PlannerOptions {
     std::string no_model_reason;    // ...and this says why, and how to get a model
     int max_candidates = 12;
     const std::atomic<bool> * cancel = nullptr;
-    bool simulate = true;           // false: skip apt (for rollback plans built from history)
+    bool simulate = true;  // false: skip apt (for rollback plans built from history)
 };
 
 class Planner {
