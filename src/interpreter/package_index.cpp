@@ -264,7 +264,8 @@ static void build_cache(const std::string & path, const std::vector<std::string>
         sqlite3_bind_int64(mark.get(), 1, b.id);
         if (sqlite3_step(mark.get()) != SQLITE_DONE) throw db_error(db.get(), tmp, "an update failed");
         sqlite3_reset(mark.get());
-        // Names are indexed with '-' and '.' as spaces too, so "python dev" finds python3-dev.
+        // The tokenizer splits names at '-' and '.', so the words of a name ("dev" of
+        // python3-dev, "compose" of docker-compose) match like description words.
         sqlite3_bind_int64(fts.get(), 1, b.id);
         sqlite3_bind_text(fts.get(), 2, name.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(fts.get(), 3, b.summary.c_str(), -1, SQLITE_TRANSIENT);

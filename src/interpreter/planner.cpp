@@ -209,6 +209,7 @@ Planner::Choice Planner::ask_model(Operation op, const std::string & request,
     req.cancel = options_.cancel;
     ProviderReply reply = options_.provider->chat(req);
     const std::string chosen_by = "model " + reply.model + " (" + reply.route + ")";
+    const std::vector<std::string> allowed = names.get<std::vector<std::string>>();
     std::vector<std::string> packages;
     std::string reason;
     try {
@@ -216,8 +217,7 @@ Planner::Choice Planner::ask_model(Operation op, const std::string & request,
         for (const auto & p : answer.at("packages")) {
             const std::string name = p.get<std::string>();
             // The grammar guarantees this for llama.cpp; Ollama's `format` is a request, not a guarantee.
-            if (contains(names.get<std::vector<std::string>>(), name) && !contains(packages, name))
-                packages.push_back(name);
+            if (contains(allowed, name) && !contains(packages, name)) packages.push_back(name);
         }
         reason = trim(answer.at("reason").get<std::string>());
     } catch (const nlohmann::json::exception &) {
@@ -326,9 +326,8 @@ void Planner::complete_plan(Plan & p) {
         }
         if (next) c.download_bytes = next->download_bytes;
         // An installed version no longer in the lists: its size is about the current one's.
-        const int64_t old_size = c.old_version.empty()
-                                     ? 0
-                                     : static_cast<int64_t>((old ? old : now) ? (old ? old : now)->installed_bytes : 0);
+        const std::optional<PackageRecord> & before = old ? old : now;
+        const int64_t old_size = c.old_version.empty() || !before ? 0 : static_cast<int64_t>(before->installed_bytes);
         const int64_t new_size = next ? static_cast<int64_t>(next->installed_bytes) : 0;
         c.disk_delta_bytes = new_size - old_size;
         p.download_bytes += c.download_bytes;
