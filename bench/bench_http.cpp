@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cortex/preload.h"
+#include "http_test_server.h"
 
 extern char ** environ;
 using nlohmann::json;
@@ -32,18 +33,6 @@ namespace {
 
 double ms_since(Clock::time_point t) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-int free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 // A minimal HTTP/1.1 keep-alive client: what a benchmark needs and nothing that costs time.
@@ -230,7 +219,7 @@ int main(int argc, char ** argv) {
     setenv("LLAMACPP_N_CTX", std::to_string(n_ctx).c_str(), 1);
     setenv("LLAMACPP_N_THREADS", std::to_string(threads).c_str(), 1);
     const std::string sock = dir + "/d.sock";
-    const int port = free_port();
+    const int port = cortex::test::unused_loopback_port();
     // Requests name the model by its path: the daemon accepts that, llama-server ignores it.
     const std::string probe = json{{"prompt", "hi"}, {"max_tokens", 1}, {"model", model}}.dump();
 
@@ -298,7 +287,7 @@ int main(int argc, char ** argv) {
             "scripts/build_llamacpp.sh)\n");
         return 0;
     }
-    const int sport = free_port();
+    const int sport = cortex::test::unused_loopback_port();
     pid_t server = spawn({server_bin, "-m", model, "--port", std::to_string(sport), "--host", "127.0.0.1", "-np", "4",
                           "-c", std::to_string(n_ctx * 4), "-t", std::to_string(threads), "--no-webui"},
                          dir + "/llama-server.log");

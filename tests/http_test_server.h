@@ -11,6 +11,9 @@
 
 namespace cortex::test {
 
+// A TCP port on 127.0.0.1 that nothing listens on at the moment of the call.
+int unused_loopback_port();
+
 class HttpTestServer {
   public:
     struct File {

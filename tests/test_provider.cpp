@@ -27,6 +27,7 @@
 #include "interpreter/planner.h"
 #include "interpreter/provider.h"
 #include "interpreter/system_info.h"
+#include "http_test_server.h"
 #include "test_support.h"
 
 extern char ** environ;

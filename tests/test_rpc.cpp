@@ -16,6 +16,7 @@
 #include "cortex/config.h"
 #include "cortex/llm.h"
 #include "llm/rpc.h"
+#include "http_test_server.h"
 #include "test_support.h"
 
 using namespace cortex;

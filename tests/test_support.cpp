@@ -1,11 +1,8 @@
 // Test helpers shared by the model-labelled tests.
 #include "test_support.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -29,18 +26,6 @@ std::string vocab_path(const std::string & name) {
 
 std::string model_path(const std::string & name) {
     return std::string(CORTEX_TEST_MODELS_DIR) + "/" + name + ".gguf";
-}
-
-int unused_loopback_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
 }
 
 pid_t spawn_logged(const std::vector<std::string> & args, const std::string & log) {

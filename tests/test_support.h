@@ -43,9 +43,6 @@ cortex::Error expect_error(cortex::ErrorCode code, F && f) {
     return cortex::Error(cortex::ErrorCode::kInternal, "none");
 }
 
-// A TCP port on 127.0.0.1 that nothing listens on at the moment of the call.
-int unused_loopback_port();
-
 // Starts argv[0] with `args`, stderr appended to `log`; returns the child's pid.
 pid_t spawn_logged(const std::vector<std::string> & args, const std::string & log);
 
