@@ -62,7 +62,8 @@ expect 1 "empty|question" -- "$cortex" ask ""
 # Ctrl-C ends a streaming answer cleanly: exit 130 and a message, no crash.
 CORTEX_PRELOAD=off "$cortex" ask "hello there" --max-tokens 1500 >"$tmp/ask.out" 2>"$tmp/ask.err" &
 ask_pid=$!
-sleep 3
+# Interrupt as soon as the answer streams: a fixed sleep raced a fast machine finishing all tokens.
+for _ in $(seq 300); do [ -s "$tmp/ask.out" ] && break; sleep 0.1; done
 kill -INT "$ask_pid"
 wait "$ask_pid"; status=$?
 [ "$status" = 130 ] && grep -q "cancelled" "$tmp/ask.err" && ok || fail "Ctrl-C during ask: exit $status: $(cat "$tmp/ask.err")"
