@@ -1,6 +1,7 @@
 // Settings: the precedence matrix, .env syntax, config.json, migration, and every bad input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cortex/config.h"
@@ -201,4 +202,24 @@ TEST(ConfigSet, RejectsBadInputAndLeavesTheFileAlone) {
     expect_error(ErrorCode::kInvalidArgument, [&] { set_config_value(home.path(), "n_ctx", "4096"); });
     EXPECT_EQ(cortex::test::read_file(home.file("config.json")), "{broken") << "a file we cannot parse is never overwritten";
     EXPECT_FALSE(cortex::test::file_exists(home.file("config.json.tmp")));
+}
+
+// A full disk while writing config.json: a clear error, the old file intact, no temporary left.
+TEST(ConfigSet, FullDiskLeavesTheOldFileWhole) {
+    cortex::test::SmallDisk disk(1 << 20);
+    if (!disk.ok()) GTEST_SKIP() << "needs root to mount a small tmpfs";
+    CleanEnv env;
+    const std::string home = disk.file("home");
+    std::filesystem::create_directories(home);
+    const std::string before = R"({"llamacpp_n_ctx": 2048, "my_own_key": ")" + std::string(3000, 'k') + "\"}";
+    write_file(home + "/config.json", before);
+    disk.fill("other-writer");
+    Error e = expect_error(ErrorCode::kIo, [&] { set_config_value(home, "n_ctx", "8192"); });
+    EXPECT_NE(e.hint().find("free some disk space"), std::string::npos) << e.message() << " / " << e.hint();
+    EXPECT_EQ(cortex::test::read_file(home + "/config.json"), before);
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(home), std::filesystem::directory_iterator()), 1)
+        << "nothing but config.json";
+    std::filesystem::remove(disk.file("other-writer"));
+    set_config_value(home, "n_ctx", "8192");
+    EXPECT_EQ(Settings::load({}, home).n_ctx(), 8192);
 }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -261,4 +262,35 @@ TEST(Download, TwoConcurrentDownloadsOfOneFileDoNotCorruptIt) {
     EXPECT_EQ(digests[1], sha256_of(body));
     EXPECT_EQ(cortex::test::read_file(dir.file("f")), body);
     EXPECT_EQ(server.requests("/f"), 1) << "the second waited for the first and found the file complete";
+}
+
+// The disk fills up for real in the middle of a transfer (another writer takes the space): a
+// clear error, nothing installed, the part kept; once space is freed the run resumes and the
+// file is whole.
+TEST(Download, DiskFullMidTransferKeepsThePartAndResumes) {
+    cortex::test::SmallDisk disk(72 << 20);  // the file and the 64 MiB the download leaves free
+    if (!disk.ok()) GTEST_SKIP() << "needs root to mount a small tmpfs";
+    HttpTestServer server;
+    const std::string body = random_bytes(4 << 20, 14);
+    server.set_file("/f", {.body = body, .bytes_per_ms = 1 << 13});  // slow enough to fill the disk mid-way
+    DownloadOptions o = fast_options(body);
+    bool filled = false;
+    o.on_progress = [&](const DownloadProgress & p) {
+        if (!filled && p.done > (1u << 20)) {
+            filled = true;
+            disk.fill("other-writer");
+        }
+    };
+    Error e = expect_error(ErrorCode::kIo, [&] { download_file(server.base_url() + "/f", disk.file("f"), o); });
+    EXPECT_NE(e.hint().find("disk is full"), std::string::npos) << e.message() << " / " << e.hint();
+    EXPECT_FALSE(cortex::test::file_exists(disk.file("f")));
+    const uint64_t kept = file_size(disk.file("f.part"));
+    EXPECT_GT(kept, 1u << 20);
+    EXPECT_EQ(cortex::test::read_file(disk.file("f.part")), body.substr(0, kept)) << "the part holds only good bytes";
+
+    std::filesystem::remove(disk.file("other-writer"));
+    DownloadResult r = download_file(server.base_url() + "/f", disk.file("f"), fast_options(body));
+    EXPECT_EQ(r.resumed_from, kept);
+    EXPECT_EQ(cortex::test::read_file(disk.file("f")), body);
+    EXPECT_FALSE(cortex::test::file_exists(disk.file("f.part")));
 }

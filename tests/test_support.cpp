@@ -3,8 +3,10 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -26,6 +28,27 @@ std::string vocab_path(const std::string & name) {
 
 std::string model_path(const std::string & name) {
     return std::string(CORTEX_TEST_MODELS_DIR) + "/" + name + ".gguf";
+}
+
+SmallDisk::SmallDisk(size_t bytes) {
+    mounted_ = mount("tmpfs", dir_.path().c_str(), "tmpfs", MS_NOSUID | MS_NODEV, ("size=" + std::to_string(bytes)).c_str()) == 0;
+}
+
+SmallDisk::~SmallDisk() {
+    if (mounted_) umount2(dir_.path().c_str(), MNT_DETACH);
+}
+
+void SmallDisk::fill(const std::string & name, size_t leave) {
+    const std::string path = file(name);
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << path;
+    const std::string chunk(4096, 'x');
+    while (write(fd, chunk.data(), chunk.size()) > 0) {
+    }
+    close(fd);
+    // tmpfs counts whole pages: give back what was asked, rounded up to pages.
+    const off_t size = static_cast<off_t>(std::filesystem::file_size(path));
+    ASSERT_EQ(truncate(path.c_str(), std::max<off_t>(0, size - static_cast<off_t>((leave + 4095) / 4096 * 4096))), 0);
 }
 
 pid_t spawn_logged(const std::vector<std::string> & args, const std::string & log) {

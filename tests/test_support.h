@@ -43,6 +43,22 @@ cortex::Error expect_error(cortex::ErrorCode code, F && f) {
     return cortex::Error(cortex::ErrorCode::kInternal, "none");
 }
 
+// A tmpfs of `bytes` mounted on a fresh directory, to fill a disk for real; unmounted when the
+// object goes. ok() is false where mounting is not allowed (not root, no CAP_SYS_ADMIN).
+class SmallDisk {
+  public:
+    explicit SmallDisk(size_t bytes);
+    ~SmallDisk();
+    bool ok() const { return mounted_; }
+    std::string file(const std::string & name) const { return dir_.file(name); }
+    // Writes `name` until the disk is full, then gives back `leave` bytes of it.
+    void fill(const std::string & name, size_t leave = 0);
+
+  private:
+    TempDir dir_;
+    bool mounted_ = false;
+};
+
 // Starts argv[0] with `args`, stderr appended to `log`; returns the child's pid.
 pid_t spawn_logged(const std::vector<std::string> & args, const std::string & log);
 

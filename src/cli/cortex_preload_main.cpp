@@ -34,6 +34,19 @@ void on_signal(int) {
     if (g_server) g_server->stop();
 }
 
+// A model file truncated in place while mapped makes libllama's next read of a lost page raise
+// SIGBUS. The scheduler checks the file before every decode; this covers a truncation that lands
+// during one: say why in the log rather than die unexplained, and exit with a status that
+// systemd's Restart=on-failure restarts. Clients see the connection drop and retry or fail.
+void on_sigbus(int) {
+    static const char kMessage[] =
+        "cortex-preload: fatal: SIGBUS reading a mapped file: the model file was most likely truncated while in use; "
+        "restore it and start the daemon again\n";
+    ssize_t ignored = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+    (void)ignored;
+    _exit(74);  // EX_IOERR
+}
+
 // systemd's Type=notify: one datagram to $NOTIFY_SOCKET.
 void notify_systemd(const std::string & state) {
     const char * path = std::getenv("NOTIFY_SOCKET");
@@ -104,6 +117,7 @@ int cmd_run(const Options & o) {
         throw Error(ErrorCode::kNotFound, "no model to preload", "pass --model NAME, or set LLAMACPP_MODEL");
     }
     const std::string socket = o.socket.empty() ? settings.preload_socket() : o.socket;
+    signal(SIGBUS, on_sigbus);  // loading reads the mapping too
     // Settings are read again on every (re)load, so that "reload" picks up edits.
     const int parallel = o.parallel;
     auto factory = [parallel, first = name, devices = device_flags(o)](std::string & model) {

@@ -10,6 +10,7 @@
 #include "gguf_check.h"
 #include "llama-cpp.h"
 #include "model_impl.h"
+#include "model_file_watch.h"
 #include "model_loader.h"
 #include "rpc.h"
 #include "sampler.h"
@@ -94,6 +95,7 @@ struct LocalModel final : Model::Impl {
     const llama_vocab * vocab = nullptr;
     std::unique_ptr<ChatTemplate> chat_template;
     std::vector<llama_token> eog_tokens;
+    std::unique_ptr<ModelFileWatch> file_watch;  // only while the weights are mapped
     double load_ms_ = 0;
 
     std::mutex mutex;                  // serialises generation; guards everything below
@@ -270,6 +272,7 @@ std::shared_ptr<Model> Model::load(const std::string & path, const ModelConfig &
     auto impl = std::make_unique<LocalModel>();
     impl->path = path;
     impl->config = config;
+    if (config.use_mmap) impl->file_watch = std::make_unique<ModelFileWatch>(path);
     impl->model = load_llama_model(path, config);
     impl->ctx = create_context(impl->model.get(), config, 1, config.n_ctx, path);
     impl->vocab = llama_model_get_vocab(impl->model.get());
@@ -312,6 +315,7 @@ void LocalModel::decode_one(llama_token token) {
 }
 
 void LocalModel::decode(const llama_batch & batch, const char * when) {
+    if (file_watch) file_watch->check();  // before libllama reads a mapping that may be gone
     int rc = llama_decode(ctx.get(), batch);
     if (rc != 0) {
         // What the failed call left in the cache is unknown: start the next request clean.

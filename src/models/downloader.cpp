@@ -354,11 +354,12 @@ DownloadResult download_file(const std::string & url, const std::string & dest, 
     struct stat part_st {};
     const uint64_t part_size = stat(part.c_str(), &part_st) == 0 ? static_cast<uint64_t>(part_st.st_size) : 0;
     if (opt.expected_size > part_size) {
+        constexpr uint64_t kSpare = 64u << 20;  // left to the rest of the system
         const uint64_t needed = opt.expected_size - part_size, free = free_bytes(dir);
-        if (needed + (64u << 20) > free) {
+        if (needed + kSpare > free) {
             throw Error(ErrorCode::kIo,
-                        "not enough disk space in " + dir + ": " + std::to_string((needed >> 20) + 1) + " MiB needed, " +
-                            std::to_string(free >> 20) + " MiB free",
+                        "not enough disk space in " + dir + ": " + std::to_string((needed + kSpare + (1u << 20) - 1) >> 20) +
+                            " MiB needed (the file and 64 MiB to spare), " + std::to_string(free >> 20) + " MiB free",
                         "free some space, or point CORTEX_MODELS_DIR at a larger disk");
         }
     }

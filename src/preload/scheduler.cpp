@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "llm/chat_template.h"
+#include "llm/model_file_watch.h"
 #include "llm/model_loader.h"
 #include "llm/sampler.h"
 #include "llm/text_stream.h"
@@ -42,6 +43,7 @@ Scheduler::Scheduler(const std::string & path, const llm::ModelConfig & config, 
         throw Error(ErrorCode::kInvalidArgument, "parallel must be between 1 and 64, got " + std::to_string(n_slots), "e.g. --parallel 4");
     }
     const auto t0 = Clock::now();
+    if (config.use_mmap) file_watch_ = std::make_unique<llm::ModelFileWatch>(path);
     model_ = llm::load_llama_model(path, config);
     ctx_ = llm::create_context(model_.get(), config, n_slots, config.n_ctx * n_slots, path);
     // libllama rounds each sequence up (to 256 cells), as it does Model's one context: the same
@@ -91,6 +93,11 @@ std::future<llm::Result> Scheduler::submit(const std::shared_ptr<Job> & job) {
     std::future<llm::Result> f = job->done.get_future();
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (broken_) {
+            job->done.set_exception(broken_);
+            if (job->on_done) job->on_done();
+            return f;
+        }
         if (!accepting_) {
             job->done.set_exception(std::make_exception_ptr(
                 Error(ErrorCode::kBusy, "the preload daemon is shutting down", "retry in a moment, or run without the daemon")));
@@ -227,6 +234,30 @@ void Scheduler::finish(Slot & s, llm::FinishReason reason) {
     cv_.notify_all();
 }
 
+// A file truncated under the mapping would kill the daemon with SIGBUS at the next read of a
+// lost page, and one rewritten in place would answer from weights nobody loaded: every request,
+// running and to come, gets the clear error until a reload.
+bool Scheduler::model_file_intact() {
+    if (!file_watch_) return true;
+    try {
+        file_watch_->check();
+        return true;
+    } catch (const Error &) {
+        const std::exception_ptr error = std::current_exception();
+        for (auto & slot : slots_) {
+            if (slot->job) fail(*slot, error);
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        broken_ = error;
+        for (auto & job : queue_) {
+            job->done.set_exception(error);
+            if (job->on_done) job->on_done();
+        }
+        queue_.clear();
+        return false;
+    }
+}
+
 void Scheduler::fail(Slot & s, const std::exception_ptr & error) {
     // What the failed decode left in this sequence is unknown: forget it.
     llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.id, -1, -1);
@@ -314,6 +345,7 @@ void Scheduler::loop() {
             }
         }
         if (batch.n_tokens == 0) continue;
+        if (!model_file_intact()) continue;
 
         const int rc = llama_decode(ctx_.get(), batch);
         if (rc != 0) {

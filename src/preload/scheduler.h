@@ -19,6 +19,7 @@
 
 namespace cortex::llm {
 class ChatTemplate;
+class ModelFileWatch;
 }
 
 namespace cortex::preload {
@@ -81,6 +82,7 @@ class Scheduler {
     bool assign(const std::shared_ptr<Job> & job);
     void finish(Slot & slot, llm::FinishReason reason);
     void fail(Slot & slot, const std::exception_ptr & error);
+    bool model_file_intact();
 
     std::string path_;
     llm::ModelConfig config_;
@@ -88,6 +90,8 @@ class Scheduler {
     llama_context_ptr ctx_;
     const llama_vocab * vocab_ = nullptr;
     std::unique_ptr<llm::ChatTemplate> chat_template_;
+    std::unique_ptr<llm::ModelFileWatch> file_watch_;  // only while the weights are mapped
+    std::exception_ptr broken_;  // set once the model file changed under the mapping; guarded by mutex_
     std::vector<llama_token> eog_;
     double load_ms_ = 0;
     int n_ctx_slot_ = 0;
