@@ -74,6 +74,7 @@ class Daemon {
         }
     }
     void kill9() {
+        if (pid_ <= 0) return;  // kill(-1) would signal every process we may signal
         kill(pid_, SIGKILL);
         waitpid(pid_, nullptr, 0);
         pid_ = -1;

@@ -1,6 +1,7 @@
 // Multi-device settings and llama.cpp's RPC backend end to end: real ggml-rpc-server processes on
 // 127.0.0.1 serve a generated model split across them (issue #9).
 #include <fcntl.h>
+#include <nlohmann/json.hpp>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -15,6 +17,7 @@
 
 #include "cortex/config.h"
 #include "cortex/llm.h"
+#include "cortex/preload.h"
 #include "llm/rpc.h"
 #include "http_test_server.h"
 #include "test_support.h"
@@ -258,6 +261,76 @@ TEST(Rpc, ServerKilledMidRequestIsAClearErrorNamingIt) {
     EXPECT_NE(stderr_text.find("error: the RPC connection to " + b.endpoint()), std::string::npos) << stderr_text;
     EXPECT_NE(stderr_text.find("hint: "), std::string::npos) << stderr_text;
     EXPECT_EQ(stdout_text.find("finished without noticing"), std::string::npos);
+}
+
+// The daemon cannot keep ggml-rpc going either, but it must not take its clients down with it:
+// the request in flight gets an error naming the server, and the same daemon (pid, socket)
+// serves again on the devices left, saying so in its status.
+TEST(Rpc, TheDaemonLosingAServerMidRequestAnswersClearlyAndGoesOnWithoutIt) {
+    if (!have_rpc_server()) GTEST_SKIP() << "this llama.cpp build has no ggml-rpc-server";
+    const std::string path = cortex::test::model_path("tiny-qwen2");
+    const std::string prompt = "Install a web server and explain what it does:";
+    std::string local;
+    {
+        ModelConfig c;
+        c.n_ctx = 512;
+        c.n_threads = 1;
+        local = Model::load(path, c)->complete(prompt, greedy(24)).content;
+    }
+    RpcServer a, b;
+    cortex::test::TempDir home;
+    std::filesystem::create_directories(home.file("models"));
+    std::filesystem::copy_file(path, home.file("models/tiny.gguf"));
+    const std::string socket = home.file("run/preload.sock");
+    setenv("CORTEX_HOME", home.path().c_str(), 1);
+    setenv("LLAMACPP_N_CTX", "512", 1);
+    setenv("LLAMACPP_N_THREADS", "1", 1);
+    const pid_t pid = cortex::test::spawn_logged({CORTEX_PRELOAD_BIN, "run", "--model", "tiny", "--parallel", "1", "--socket", socket,
+                                                  "--rpc", a.endpoint() + "," + b.endpoint(), "--tensor-split", "1,1"},
+                                                 home.file("daemon.log"));
+    unsetenv("CORTEX_HOME");
+    unsetenv("LLAMACPP_N_CTX");
+    unsetenv("LLAMACPP_N_THREADS");
+    struct Reap {
+        pid_t pid;
+        ~Reap() {
+            if (pid <= 0) return;  // kill(-1) would signal every process we may signal
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    } reap{pid};
+    ASSERT_TRUE(cortex::test::wait_for_daemon(socket)) << cortex::test::read_file(home.file("daemon.log"));
+    auto c = preload::Client::connect(socket);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->complete(prompt, greedy(24)).content, local) << "split over both servers";
+
+    int pieces = 0;
+    try {
+        c->complete("Once upon a time", greedy(100000), [&](std::string_view) {
+            if (++pieces == 5) b.kill();
+            return true;
+        });
+        FAIL() << "no error";
+    } catch (const Error & e) {
+        EXPECT_EQ(e.code(), ErrorCode::kNetwork) << e.message();
+        EXPECT_NE(e.message().find("RPC server " + b.endpoint() + " was lost"), std::string::npos)
+            << e.message() << "\n" << cortex::test::read_file(home.file("daemon.log"));
+        EXPECT_NE(e.hint().find("cortex-preload reload"), std::string::npos) << e.hint();
+    }
+    ASSERT_TRUE(cortex::test::wait_for_daemon(socket, 30000)) << cortex::test::read_file(home.file("daemon.log"));
+    auto again = preload::Client::connect(socket);
+    ASSERT_NE(again, nullptr);
+    const preload::DaemonStatus s = again->status();
+    EXPECT_EQ(s.pid, pid) << "the same daemon, started again in place";
+    const std::string notice = nlohmann::json::parse(s.json).value("notice", "");
+    EXPECT_NE(notice.find(b.endpoint()), std::string::npos) << s.json;
+    EXPECT_EQ(again->complete(prompt, greedy(24)).content, local) << "on the server left and this machine";
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    reap.pid = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << cortex::test::read_file(home.file("daemon.log"));
+    EXPECT_FALSE(std::filesystem::exists(socket)) << "a clean stop removes the socket it was handed across the restart";
 }
 
 int main(int argc, char ** argv) {

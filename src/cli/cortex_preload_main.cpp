@@ -4,12 +4,16 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -20,6 +24,7 @@
 #include "cortex/llm.h"
 #include "cortex/preload.h"
 #include "http/http_server.h"
+#include "llm/rpc.h"
 #include "preload/scheduler.h"
 #include "preload/server.h"
 
@@ -45,6 +50,55 @@ void on_sigbus(int) {
     ssize_t ignored = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
     (void)ignored;
     _exit(74);  // EX_IOERR
+}
+
+std::vector<std::string> g_argv;  // to start again as the same command after an RPC server is lost
+
+// ggml-rpc cannot go on once a server drops mid-request, and its threads cannot be unwound, so the
+// daemon answers the requests in flight with an error naming the server and replaces itself
+// (same pid, same listening socket, so clients and systemd see one daemon) with a process that
+// loads the model on the devices left. `cortex-preload reload` uses the server again.
+void on_rpc_lost(const std::vector<std::string> & lost) {
+    const std::string servers = llm::join_endpoints(lost);
+    int keep_fd = -1;
+    if (g_server) {
+        g_server->abandon_requests(Error(ErrorCode::kNetwork, "the RPC server " + servers + " was lost in the middle of this request",
+                                         "check that ggml-rpc-server still runs there; the daemon goes on without it "
+                                         "(cortex-preload status), and `cortex-preload reload` uses it again once it answers"));
+        keep_fd = g_server->listen_fd();
+    }
+    // Nothing but the listening socket crosses the exec (cpp-httplib's sockets are not CLOEXEC).
+    syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) == 0) setenv("CORTEX_PRELOAD_LISTEN_FD", std::to_string(keep_fd).c_str(), 1);
+    setenv("CORTEX_RPC_LOST", servers.c_str(), 1);
+    fprintf(stderr, "cortex-preload: going on without %s: starting again on the devices left\n", servers.c_str());
+    std::vector<char *> argv;
+    for (std::string & a : g_argv) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    fprintf(stderr, "cortex-preload: cannot start again: %s\n", strerror(errno));
+}
+
+// After on_rpc_lost: the device flags of the first load, without the servers that were lost, and
+// the notice that status shows. A reload reads the settings whole again.
+std::map<std::string, std::string> without_lost_servers(const Settings & settings, std::map<std::string, std::string> flags,
+                                                        std::string & notice) {
+    const char * lost_env = std::getenv("CORTEX_RPC_LOST");
+    if (!lost_env) return flags;
+    const std::string lost_list = lost_env;
+    unsetenv("CORTEX_RPC_LOST");
+    const std::vector<std::string> lost = llm::parse_rpc_servers(lost_list, true);
+    std::vector<std::string> left;
+    for (const std::string & e : settings.model_config().rpc_servers) {
+        if (std::find(lost.begin(), lost.end(), e) == lost.end()) left.push_back(e);
+    }
+    flags["rpc_servers"] = llm::join_endpoints(left);
+    flags["tensor_split"] = "";  // its shares were for the devices that were there
+    notice = "RPC server " + lost_list + " stopped answering in the middle of a request; serving without it on " +
+             (left.empty() ? "the local devices" : "the local devices and " + llm::join_endpoints(left)) +
+             "; `cortex-preload reload` uses it again once it answers";
+    fprintf(stderr, "cortex-preload: %s\n", notice.c_str());
+    return flags;
 }
 
 // systemd's Type=notify: one datagram to $NOTIFY_SOCKET.
@@ -118,6 +172,9 @@ int cmd_run(const Options & o) {
     }
     const std::string socket = o.socket.empty() ? settings.preload_socket() : o.socket;
     signal(SIGBUS, on_sigbus);  // loading reads the mapping too
+    llm::set_rpc_lost_handler(on_rpc_lost);
+    std::string notice;
+    const Settings first = Settings::load(without_lost_servers(settings, flags, notice));
     // Settings are read again on every (re)load, so that "reload" picks up edits.
     const int parallel = o.parallel;
     auto factory = [parallel, first = name, devices = device_flags(o)](std::string & model) {
@@ -127,13 +184,21 @@ int cmd_run(const Options & o) {
         return std::make_shared<preload::Scheduler>(manager.resolve(model), now.model_config(), parallel);
     };
     llm::ModelManager manager(settings.models_dir());
-    auto scheduler = std::make_shared<preload::Scheduler>(manager.resolve(name), settings.model_config(), parallel);
-    // Socket activation: systemd passes the listening socket as fd 3.
+    auto scheduler = std::make_shared<preload::Scheduler>(manager.resolve(name), first.model_config(), parallel);
+    // Socket activation: systemd passes the listening socket as fd 3; on_rpc_lost passes ours.
     int inherited = -1;
+    bool own_socket = false;
     const char * listen_pid = std::getenv("LISTEN_PID");
     const char * listen_fds = std::getenv("LISTEN_FDS");
-    if (listen_pid && listen_fds && std::atoi(listen_pid) == getpid() && std::atoi(listen_fds) >= 1) inherited = 3;
-    preload::Server server(scheduler, factory, {socket, 4u << 20, 128, name, inherited});
+    if (const char * fd = std::getenv("CORTEX_PRELOAD_LISTEN_FD")) {
+        inherited = std::atoi(fd);
+        own_socket = true;
+        fcntl(inherited, F_SETFD, FD_CLOEXEC);
+        unsetenv("CORTEX_PRELOAD_LISTEN_FD");
+    } else if (listen_pid && listen_fds && std::atoi(listen_pid) == getpid() && std::atoi(listen_fds) >= 1) {
+        inherited = 3;
+    }
+    preload::Server server(scheduler, factory, {socket, 4u << 20, 128, name, inherited, own_socket, notice});
     g_server = &server;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -259,6 +324,7 @@ int cmd_status(const Options & o) {
     }
     printf("running: pid %d, up %.0f s, socket %s, %d clients, %.1f MB resident\n", s.pid, s.uptime_s, s.socket.c_str(),
            j.value("clients", 0), j.value("resident_bytes", 0.0) / 1e6);
+    if (j.contains("notice")) printf("notice: %s\n", j.value("notice", "").c_str());
     for (const auto & m : j["models"]) {
         printf("model %s: %s (%s)\n  n_ctx %d per slot, %d slots (%d active, %d queued), GPU layers %d, KV cache %.1f MB\n"
                "  %llu requests, %llu tokens, recent %.1f tokens/s\n",
@@ -303,6 +369,7 @@ int main(int argc, char ** argv) {
     add_common(reload, false);
     reload->add_option("--model", o.model, "load this model instead");
     CLI11_PARSE(app, argc, argv);
+    g_argv.assign(argv, argv + argc);
 
     std::string self(4096, '\0');
     ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);

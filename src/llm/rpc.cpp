@@ -18,12 +18,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "backend.h"
 #include "ggml-rpc.h"
@@ -148,9 +151,12 @@ std::set<std::string> g_registered;
 std::vector<std::string> g_registered_list;  // the same, for the abort handler (no allocation there)
 ggml_abort_callback_t g_previous_abort = nullptr;
 
+std::atomic<RpcLostHandler> g_rpc_lost_handler{nullptr};
+
 // ggml's abort callback: for an abort in ggml-rpc's client code, says which server went away
-// (those that now refuse a connection) and ends the process with kRpcLostExitStatus; any other
-// abort goes on as before (the previous callback, then ggml's abort()).
+// (those that now refuse a connection), then hands over to the process's RpcLostHandler or ends
+// the process with kRpcLostExitStatus; any other abort goes on as before (the previous callback,
+// then ggml's abort()).
 void on_ggml_abort(const char * message) {
     if (message && std::strstr(message, "ggml-rpc") != nullptr) {
         std::vector<std::string> dead;
@@ -159,25 +165,36 @@ void on_ggml_abort(const char * message) {
             std::unique_lock<std::mutex> lock(g_mutex, std::try_to_lock);
             all = g_registered_list;
         }
-        for (const std::string & endpoint : all) {
-            std::string why;
-            int fd = connect_with_timeout(endpoint, 500, why);
-            if (fd >= 0)
-                close(fd);
-            else
-                dead.push_back(endpoint);
+        // Twice, a moment apart: the listening socket of a server that is still exiting can take
+        // one more connection after the connection it served was reset.
+        for (int round = 0; round < 2; ++round) {
+            if (round > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            for (const std::string & endpoint : all) {
+                if (std::find(dead.begin(), dead.end(), endpoint) != dead.end()) continue;
+                std::string why;
+                int fd = connect_with_timeout(endpoint, 500, why);
+                if (fd >= 0)
+                    close(fd);
+                else
+                    dead.push_back(endpoint);
+            }
         }
         const std::vector<std::string> & named = dead.empty() ? all : dead;
         std::string servers;
         for (const std::string & e : named) servers += (servers.empty() ? "" : ", ") + e;
         if (servers.empty()) servers = "(unknown)";
-        fprintf(
-            stderr,
-            "error: the RPC connection to %s%s was lost in the middle of a request (ggml-rpc: %s)\n"
-            "hint: check that ggml-rpc-server still runs there and the network between; ggml-rpc cannot recover a lost "
-            "connection inside a process, so this process ends (status %d); restart it, or remove the server from "
-            "LLAMACPP_RPC_SERVERS / --rpc to run locally\n",
-            dead.empty() && named.size() > 1 ? "one of " : "", servers.c_str(), message, kRpcLostExitStatus);
+        const RpcLostHandler handler = g_rpc_lost_handler.load();
+        fprintf(stderr, "error: the RPC connection to %s%s was lost in the middle of a request (ggml-rpc: %s)\n",
+                dead.empty() && named.size() > 1 ? "one of " : "", servers.c_str(), message);
+        if (handler) {
+            fflush(stderr);
+            handler(named);
+        }
+        fprintf(stderr,
+                "hint: check that ggml-rpc-server still runs there and the network between; ggml-rpc cannot recover a "
+                "lost connection inside a process, so this process ends (status %d); restart it, or remove the server "
+                "from LLAMACPP_RPC_SERVERS / --rpc to run locally\n",
+                kRpcLostExitStatus);
         fflush(stderr);
         _exit(kRpcLostExitStatus);
     }
@@ -197,6 +214,10 @@ bool is_rpc_device(ggml_backend_dev_t dev) {
 }
 
 }  // namespace
+
+void set_rpc_lost_handler(RpcLostHandler handler) {
+    g_rpc_lost_handler = handler;
+}
 
 void probe_rpc_server(const std::string & endpoint, int timeout_ms) {
     std::string why;

@@ -29,6 +29,14 @@ std::vector<ggml_backend_dev_t> rpc_server_devices(const std::vector<std::string
 // is always explicit from then on.)
 std::vector<ggml_backend_dev_t> model_devices(const ModelConfig & config);
 
+// What the process does when ggml-rpc aborts because servers went away mid-request. `handler`
+// gets the servers that no longer answer (all configured ones when none can be told apart) and
+// must not return: ggml-rpc cannot go on inside this process. The preload daemon answers its
+// clients and replaces itself (exec) without those servers. Without a handler the process ends
+// with status 75 (EX_TEMPFAIL) after saying which server went away.
+using RpcLostHandler = void (*)(const std::vector<std::string> & lost);
+void set_rpc_lost_handler(RpcLostHandler handler);
+
 // "a,b,c": the form parse_rpc_servers() reads.
 std::string join_endpoints(const std::vector<std::string> & endpoints);
 

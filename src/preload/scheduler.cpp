@@ -126,6 +126,26 @@ SchedulerStats Scheduler::stats() const {
     return s;
 }
 
+void Scheduler::abandon(const std::exception_ptr & error) {
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (const auto & slot : slots_) {
+        if (slot->job) jobs.push_back(slot->job);
+    }
+    {
+        // The aborting thread may be the one holding it; the queue is then left to the exec.
+        std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+        if (lock.owns_lock()) jobs.insert(jobs.end(), queue_.begin(), queue_.end());
+    }
+    for (const auto & job : jobs) {
+        try {
+            job->done.set_exception(error);
+        } catch (const std::future_error &) {
+            continue;  // answered already
+        }
+        if (job->on_done) job->on_done();
+    }
+}
+
 void Scheduler::drain(std::chrono::milliseconds grace) {
     {
         std::unique_lock<std::mutex> lock(mutex_);

@@ -66,6 +66,11 @@ class Scheduler {
     // What Model's getters say about the model; n_ctx is the cells of one slot.
     ModelInfo info() const;
 
+    // For a process about to replace itself from inside a decode that cannot return (a lost RPC
+    // server): gives every running and queued job `error`, so that its client gets an answer.
+    // Touches nothing else; the scheduler must not be used afterwards.
+    void abandon(const std::exception_ptr & error);
+
     // Stops taking jobs, lets the running ones finish for up to `grace`, then cancels the rest.
     void drain(std::chrono::milliseconds grace);
 

@@ -118,12 +118,16 @@ Server::Server(std::shared_ptr<Scheduler> scheduler, SchedulerFactory factory, S
 
 Server::~Server() {
     if (listen_fd_ >= 0) close(listen_fd_);
-    if (options_.inherited_fd < 0) unlink(options_.socket_path.c_str());
+    if (options_.inherited_fd < 0 || options_.owns_inherited_socket) unlink(options_.socket_path.c_str());
     if (lock_fd_ >= 0) close(lock_fd_);  // releases the lock
 }
 
 void Server::run() {
     while (!stopping_) {
+        if (abandoning_) {  // new connections wait in the backlog for the process that follows
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            continue;
+        }
         pollfd p{listen_fd_, POLLIN, 0};
         if (poll(&p, 1, 100) <= 0) {
             reap_finished();
@@ -147,7 +151,7 @@ void Server::run() {
     // In-flight requests finish (bounded), then the clients' threads end.
     close(listen_fd_);
     listen_fd_ = -1;
-    if (options_.inherited_fd < 0) unlink(options_.socket_path.c_str());
+    if (options_.inherited_fd < 0 || options_.owns_inherited_socket) unlink(options_.socket_path.c_str());
     if (std::shared_ptr<Scheduler> last = current()) last->drain(std::chrono::seconds(10));
     std::list<Worker> threads;
     {
@@ -180,6 +184,13 @@ void Server::reap_finished() {
         }
     }
     for (auto & w : finished) w.thread.join();  // outside the lock: it has ended or is ending now
+}
+
+void Server::abandon_requests(const Error & error) {
+    abandoning_ = true;
+    if (std::shared_ptr<Scheduler> s = current()) s->abandon(std::make_exception_ptr(error));
+    // The connections' threads write the error lines; the exec that follows closes them.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
 }
 
 std::string Server::current_name() const {
@@ -281,6 +292,7 @@ void Server::serve_client(int fd) {
                 out["status"] = {{"pid", getpid()}, {"socket", options_.socket_path}, {"clients", clients_.load()},
                                  {"resident_bytes", resident_bytes()}, {"models", json::array()},
                                  {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()}};
+                if (!options_.notice.empty()) out["status"]["notice"] = options_.notice;
                 if (!reply(out)) return;
                 continue;
             }
@@ -320,6 +332,7 @@ void Server::serve_client(int fd) {
                                     {"n_params", info.n_params},
                                     {"size_bytes", info.size_bytes},
                                     {"has_chat_template", info.has_chat_template}}}}};
+                if (!options_.notice.empty()) out["status"]["notice"] = options_.notice;
                 if (!reply(out)) return;
             } else if (op == "tokenize") {
                 if (!req.contains("text") || !req["text"].is_string()) throw Error(ErrorCode::kInvalidArgument, "tokenize needs \"text\"", "e.g. {\"op\":\"tokenize\",\"text\":\"hi\"}");

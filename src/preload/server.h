@@ -22,6 +22,8 @@ struct ServerOptions {
     int max_clients = 128;             // more connections at once are refused
     std::string model_name;            // what the model was asked for by (status)
     int inherited_fd = -1;             // a listening socket passed by systemd (socket activation)
+    bool owns_inherited_socket = false;  // it was ours before an exec: remove its file at stop
+    std::string notice;                // shown by status: why this daemon runs degraded
 };
 
 // Loads the model named (empty = the settings' model, read again) into a new scheduler and
@@ -47,6 +49,11 @@ class Server {
     std::shared_ptr<Scheduler> current() const;
     std::string current_name() const;
 
+    // Answers every request in flight with `error` and gives their connections a moment to send
+    // it, before the process replaces itself (see Scheduler::abandon).
+    void abandon_requests(const Error & error);
+    int listen_fd() const { return listen_fd_; }
+
   private:
     // A thread that says when it has ended, so that the accept loop can join it early.
     struct Worker {
@@ -69,6 +76,7 @@ class Server {
     int listen_fd_ = -1;
     int lock_fd_ = -1;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> abandoning_{false};  // the process is about to replace itself: accept nothing
     std::atomic<int> clients_{0};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::mutex threads_mutex_;
