@@ -11,7 +11,8 @@ backend="${1:-${CORTEX_BACKEND:-auto}}"
 build_dir="${CORTEX_BUILD_DIR:-$repo_root/build/cortex}"
 
 packages=(cmake ninja-build g++ pkg-config git xz-utils ca-certificates ccache
-          libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev curl systemd pybind11-dev python3-dev python3-pytest)
+          libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev curl systemd pybind11-dev python3-dev python3-pytest
+          dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
