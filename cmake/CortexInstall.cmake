@@ -25,26 +25,37 @@ endif()
 if(CORTEX_BUNDLE_LLAMA)
     # What a Cortex process loads: libllama, libllama-common, libggml, libggml-base and every
     # backend library or module (libggml-cpu, -rpc, -cuda, -blas; in a GGML_BACKEND_DL build the
-    # CPU variants libggml-cpu-<isa>.so). Versioned files and their SONAME links go in; the bare
-    # lib*.so development links do not (nothing links against the private copies), nor the
+    # CPU variants libggml-cpu-<isa>.so). Each goes in once, under the name the loader asks for
+    # (its SONAME link's name, e.g. libllama.so.0): no version links, since nothing but Cortex
+    # loads them and ldconfig never looks here, and no bare lib*.so development links. Nor the
     # tools' lib*-impl.so, libmtmd or the benchmark programs.
     file(GLOB cortex_llama_candidates LIST_DIRECTORIES false
         ${LLAMA_LIB_DIR}/libllama.so* ${LLAMA_LIB_DIR}/libllama-common.so* ${LLAMA_LIB_DIR}/libggml*.so*)
-    set(cortex_llama_files "")
+    set(cortex_llama_names "")
+    set(cortex_llama_covered "")
     foreach(file ${cortex_llama_candidates})
-        if(IS_SYMLINK ${file} AND file MATCHES "\\.so$")
-            continue()
+        get_filename_component(name ${file} NAME)
+        if(IS_SYMLINK ${file} AND NOT name MATCHES "\\.so$")
+            file(REAL_PATH ${file} real)
+            install(FILES ${real} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cortex RENAME ${name})
+            list(APPEND cortex_llama_names ${name})
+            list(APPEND cortex_llama_covered ${real})
         endif()
-        list(APPEND cortex_llama_files ${file})
     endforeach()
-    if(NOT cortex_llama_files)
+    foreach(file ${cortex_llama_candidates})  # files no SONAME link names: modules
+        get_filename_component(name ${file} NAME)
+        if(NOT IS_SYMLINK ${file} AND NOT file IN_LIST cortex_llama_covered)
+            install(FILES ${file} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cortex)
+            list(APPEND cortex_llama_names ${name})
+        endif()
+    endforeach()
+    if(NOT cortex_llama_names)
         message(FATAL_ERROR "CORTEX_BUNDLE_LLAMA: no libllama/libggml libraries in ${LLAMA_LIB_DIR}")
     endif()
     set(cortex_rpc_server ${LLAMA_BIN_DIR}/ggml-rpc-server)
     if(NOT EXISTS ${cortex_rpc_server})
         set(cortex_rpc_server "")
     endif()
-    install(FILES ${cortex_llama_files} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cortex)
     if(cortex_rpc_server)
         # Beside the libraries rather than in libexec/: its run path ($ORIGIN/../lib) can only be
         # rewritten to something no longer, and $ORIGIN is. Run on the hosts that lend their
@@ -54,13 +65,10 @@ if(CORTEX_BUNDLE_LLAMA)
     # llama.cpp's build gave them the run path $ORIGIN/../lib; here they sit beside each other.
     # Stripped when the install strips (cmake --install --strip, CPack): they carry a full symbol
     # table.
-    set(cortex_fix_files "")
-    foreach(file ${cortex_llama_files} ${cortex_rpc_server})
-        if(NOT IS_SYMLINK ${file})
-            get_filename_component(name ${file} NAME)
-            list(APPEND cortex_fix_files ${name})
-        endif()
-    endforeach()
+    set(cortex_fix_files ${cortex_llama_names})
+    if(cortex_rpc_server)
+        list(APPEND cortex_fix_files ggml-rpc-server)
+    endif()
     install(CODE "
         set(cortex_private_dir \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/cortex\")
         foreach(name ${cortex_fix_files})
