@@ -163,6 +163,7 @@ llama_model_ptr load_llama_model(const std::string & path, const ModelConfig & c
     begin_capture_errors();
     llama_model_ptr model(llama_model_load_from_file(path.c_str(), mparams));
     std::string why = take_captured_errors();
+    if (model && !config.rpc_servers.empty()) limit_rpc_waits(config.rpc_servers);
     if (!model) {
         if (why.find("unknown model architecture") != std::string::npos) {
             throw Error(ErrorCode::kUnsupportedModel,

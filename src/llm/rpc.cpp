@@ -9,6 +9,7 @@
 #include "rpc.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -145,6 +147,63 @@ Error unreachable(const std::string & endpoint, const std::string & why) {
                  "build/llama.cpp/<backend>/install/bin), or remove it from LLAMACPP_RPC_SERVERS / --rpc");
 }
 
+// The IPv4 "address:port" forms of `endpoint` (ggml-rpc connects over IPv4 only).
+std::vector<std::string> endpoint_addresses(const std::string & endpoint) {
+    std::string host;
+    int port = 0;
+    split_endpoint(endpoint, host, port);
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo * res = nullptr;
+    std::vector<std::string> out;
+    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) return out;
+    for (addrinfo * a = res; a; a = a->ai_next) {
+        char ip[INET_ADDRSTRLEN] = {};
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(a->ai_addr)->sin_addr, ip, sizeof ip);
+        out.push_back(std::string(ip) + ":" + std::to_string(port));
+    }
+    freeaddrinfo(res);
+    return out;
+}
+
+// ggml-rpc's connections: the TCP sockets of this process whose peer is one of `endpoints`,
+// with the endpoint each one talks to.
+std::vector<std::pair<int, std::string>> rpc_connections(const std::vector<std::string> & endpoints) {
+    std::vector<std::pair<std::string, std::string>> addresses;  // address -> endpoint
+    for (const std::string & e : endpoints) {
+        for (const std::string & a : endpoint_addresses(e)) addresses.emplace_back(a, e);
+    }
+    std::vector<std::pair<int, std::string>> out;
+    DIR * dir = opendir("/proc/self/fd");
+    if (!dir) return out;
+    while (dirent * entry = readdir(dir)) {
+        const int fd = std::atoi(entry->d_name);
+        sockaddr_in peer{};
+        socklen_t len = sizeof peer;
+        if (fd <= 2 || fd == dirfd(dir) || getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) != 0 ||
+            peer.sin_family != AF_INET) {
+            continue;
+        }
+        char ip[INET_ADDRSTRLEN] = {};
+        inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+        const std::string address = std::string(ip) + ":" + std::to_string(ntohs(peer.sin_port));
+        for (const auto & [a, e] : addresses) {
+            if (a == address) out.emplace_back(fd, e);
+        }
+    }
+    closedir(dir);
+    return out;
+}
+
+// How long ggml-rpc may wait on one server: CORTEX_RPC_TIMEOUT_S, default 120 s (a long prompt
+// on a slow CPU server takes seconds per command, never minutes); 0 = forever, as upstream.
+int rpc_timeout_ms() {
+    const char * v = std::getenv("CORTEX_RPC_TIMEOUT_S");
+    if (!v || !*v) return 120 * 1000;
+    return std::max(0, std::atoi(v)) * 1000;
+}
+
 // Endpoints whose devices are registered with ggml in this process, for the abort handler.
 std::mutex g_mutex;
 std::set<std::string> g_registered;
@@ -176,6 +235,20 @@ void on_ggml_abort(const char * message) {
                 if (fd >= 0)
                     close(fd);
                 else
+                    dead.push_back(endpoint);
+            }
+        }
+        // A server that accepts connections but stopped answering (frozen, or a host gone without
+        // a reset) is the one we sent a command to and have heard nothing from since, for the
+        // whole timeout; the others of a split wait on it too, but they have answered their last.
+        if (const int timeout = rpc_timeout_ms(); timeout > 0) {
+            for (const auto & [fd, endpoint] : rpc_connections(all)) {
+                tcp_info info{};
+                socklen_t len = sizeof info;
+                if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) continue;
+                const bool awaiting = info.tcpi_last_data_sent < info.tcpi_last_data_recv;
+                const bool silent = info.tcpi_last_data_recv + 1000u >= static_cast<unsigned>(timeout);
+                if (awaiting && silent && std::find(dead.begin(), dead.end(), endpoint) == dead.end())
                     dead.push_back(endpoint);
             }
         }
@@ -217,6 +290,16 @@ bool is_rpc_device(ggml_backend_dev_t dev) {
 
 void set_rpc_lost_handler(RpcLostHandler handler) {
     g_rpc_lost_handler = handler;
+}
+
+void limit_rpc_waits(const std::vector<std::string> & endpoints) {
+    const int timeout = rpc_timeout_ms();
+    if (timeout <= 0) return;
+    const timeval tv{timeout / 1000, (timeout % 1000) * 1000};
+    for (const auto & [fd, endpoint] : rpc_connections(endpoints)) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
 }
 
 void probe_rpc_server(const std::string & endpoint, int timeout_ms) {

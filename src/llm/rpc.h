@@ -37,6 +37,11 @@ std::vector<ggml_backend_dev_t> model_devices(const ModelConfig & config);
 using RpcLostHandler = void (*)(const std::vector<std::string> & lost);
 void set_rpc_lost_handler(RpcLostHandler handler);
 
+// ggml-rpc waits forever on a server that stops answering. This gives its connections to
+// `endpoints` (the sockets are this process's) a time limit, CORTEX_RPC_TIMEOUT_S (default 120 s,
+// 0 = none), so that a silent server ends like a lost one: an error that names it.
+void limit_rpc_waits(const std::vector<std::string> & endpoints);
+
 // "a,b,c": the form parse_rpc_servers() reads.
 std::string join_endpoints(const std::vector<std::string> & endpoints);
 
