@@ -7,9 +7,22 @@
 #include <thread>
 
 #include "http/api_common.h"
+#include "http/worker_pool.h"
 
 namespace cortex::http {
 namespace {
+
+// httplib's task queue (one task per connection) on a WorkerPool instead of httplib::ThreadPool,
+// whose every thread ends up holding memory (worker_pool.h).
+class PoolTaskQueue : public httplib::TaskQueue {
+  public:
+    explicit PoolTaskQueue(size_t max_threads) : pool_(max_threads) {}
+    void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
+    void shutdown() override { pool_.shutdown(); }
+
+  private:
+    WorkerPool pool_;
+};
 
 bool is_openai_path(const std::string & path) {
     return path.rfind("/v1/", 0) == 0 || path == "/v1";
@@ -119,9 +132,10 @@ HttpServer::HttpServer(HttpOptions options, Backend backend) : impl_(std::make_u
     httplib::Server & svr = im.server;
 
     // Threads for every generation request allowed at once, plus room for quick ones (/health,
-    // /api/tags) and for idle keep-alive connections. httplib takes ownership of the queue.
+    // /api/tags) and for idle keep-alive connections, started as connections need them. httplib
+    // takes ownership of the queue.
     const size_t n_threads = static_cast<size_t>(ctx.options.max_requests) + 16;
-    svr.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
+    svr.new_task_queue = [n_threads] { return new PoolTaskQueue(n_threads); };
     svr.set_payload_max_length(ctx.options.max_body_bytes);
     svr.set_read_timeout(ctx.options.read_timeout_s, 0);
     svr.set_write_timeout(ctx.options.read_timeout_s, 0);
