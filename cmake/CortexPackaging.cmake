@@ -8,6 +8,11 @@
 # scripts/build_llamacpp.sh cpu makes) runs only on CPUs with this one's instruction set, so a
 # package meant for other machines needs a portable llama.cpp (docs/RELIABILITY.md, Packaging).
 
+if(CORTEX_BUNDLE_LLAMA AND GGML_NATIVE AND NOT GGML_BACKEND_DL)
+    message(STATUS "Packaging: llama.cpp is built with GGML_NATIVE: a .deb of this tree runs on CPUs "
+                   "with this one's instruction set only")
+endif()
+
 set(CORTEX_PACKAGE_MAINTAINER "Cortex maintainers <cortex@localhost>"
     CACHE STRING "Maintainer field of the Debian package")
 
@@ -18,13 +23,13 @@ set(CPACK_PACKAGE_VENDOR "Cortex")
 set(CPACK_PACKAGE_CONTACT ${CORTEX_PACKAGE_MAINTAINER})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "local language models as an OS component")
 set(CPACK_PACKAGE_DESCRIPTION
-    "Cortex turns plain requests into safe apt actions and runs its language model on this
-machine through llama.cpp's libllama, linked in directly.
+    "Cortex turns plain requests into safe apt actions and runs its language
+model on this machine through llama.cpp's libllama, linked in directly.
 .
-This package has the cortex, cortex-model and cortex-preload programs, the libcortex
-library with its headers and pkg-config file, the Python module cortex.llm, and
-systemd user units that keep a model warm. llama.cpp's libraries come with it,
-privately.")
+This package has the cortex, cortex-model and cortex-preload programs, the
+libcortex library with its headers and pkg-config file, the Python module
+cortex.llm, and systemd user units that keep a model warm. llama.cpp's
+libraries come with it, privately.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 
@@ -50,5 +55,18 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/packaging/debian/triggers
     ${CMAKE_BINARY_DIR}/packaging/debian/shlibs)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+
+# Debian wants a changelog beside the copyright file (policy 12.7), compressed without a
+# timestamp. Its date honours SOURCE_DATE_EPOCH, for reproducible packages.
+string(TIMESTAMP cortex_changelog_date "%a, %d %b %Y %H:%M:%S +0000" UTC)
+file(WRITE ${CMAKE_BINARY_DIR}/packaging/changelog
+    "cortex (${PROJECT_VERSION}) unstable; urgency=medium\n\n"
+    "  * Built with CPack from the Cortex source tree.\n\n"
+    " -- ${CORTEX_PACKAGE_MAINTAINER}  ${cortex_changelog_date}\n")
+execute_process(COMMAND gzip -9nf ${CMAKE_BINARY_DIR}/packaging/changelog RESULT_VARIABLE gzip_result)
+if(NOT gzip_result EQUAL 0)
+    message(FATAL_ERROR "gzip failed on ${CMAKE_BINARY_DIR}/packaging/changelog")
+endif()
+install(FILES ${CMAKE_BINARY_DIR}/packaging/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 include(CPack)
