@@ -84,13 +84,14 @@ if(CORTEX_BUNDLE_LLAMA)
 
     # A GGML_BACKEND_DL build looks for its backend modules in the directory compiled into ggml
     # (GGML_BACKEND_DIR), then beside the executable: an installed tree finds them only if that
-    # directory is where they are installed.
+    # directory is where they are installed (by cmake --install into this prefix, or the .deb).
     if(GGML_BACKEND_DL)
-        set(installed_dir ${CMAKE_INSTALL_FULL_LIBDIR}/cortex)
-        if(NOT GGML_BACKEND_DIR STREQUAL installed_dir)
+        set(install_dir ${CMAKE_INSTALL_FULL_LIBDIR}/cortex)
+        set(deb_dir /usr/${CMAKE_INSTALL_LIBDIR}/cortex)
+        if(NOT GGML_BACKEND_DIR STREQUAL install_dir AND NOT GGML_BACKEND_DIR STREQUAL deb_dir)
             message(WARNING "llama.cpp was built with GGML_BACKEND_DL and GGML_BACKEND_DIR='${GGML_BACKEND_DIR}': "
-                "installed Cortex will not find its ggml backends. For an install (or a .deb) into ${installed_dir}, "
-                "build llama.cpp with LLAMA_CMAKE_ARGS=-DGGML_BACKEND_DIR=${installed_dir}")
+                "an installed Cortex will not find its ggml backends. Build llama.cpp with "
+                "LLAMA_CMAKE_ARGS=-DGGML_BACKEND_DIR=${deb_dir} for the .deb (or ${install_dir} for cmake --install)")
         endif()
     endif()
 endif()
