@@ -22,6 +22,7 @@
 
 #include "cortex/llm.h"
 #include "cortex/preload.h"
+#include "preload/protocol.h"
 #include "test_support.h"
 
 extern char ** environ;
@@ -424,6 +425,36 @@ TEST(Preload, UnloadThenLoad) {
     json::parse(c->reload("tiny"));
     EXPECT_EQ(c->status().model_name, "tiny");
     EXPECT_GT(c->complete("hi", greedy(2)).completion_tokens, 0);
+}
+
+// The protocol's decoding alone (src/preload/protocol.h), as fuzz/fuzz_protocol.cpp drives it.
+TEST(PreloadProtocol, RequestFieldsOfTheWrongTypeAreInvalidArguments) {
+    const preload::Request r = preload::request_from_json(
+        json::parse(R"({"v":1,"op":"complete","prompt":[1,2],"stream":false,"max_tokens":8,"model_path":"/m.gguf"})"));
+    EXPECT_TRUE(r.prompt_tokens);
+    EXPECT_EQ(r.tokens, (std::vector<llm::Token>{1, 2}));
+    EXPECT_FALSE(r.stream);
+    EXPECT_EQ(r.config.max_tokens, 8);
+    EXPECT_EQ(r.model_path, "/m.gguf");
+    // Each of these used to escape as nlohmann::json's type_error (an "internal" error asking
+    // for a bug report) or to wrap around silently.
+    for (const char * bad :
+         {R"({"op":7})", R"({"op":"complete","prompt":"x","stream":"yes"})",
+          R"({"op":"tokenize","text":"x","add_special":1})",
+          R"({"op":"detokenize","tokens":[1],"render_special":"no"})",
+          R"({"op":"apply_chat_template","messages":[],"model_path":3})", R"({"op":"complete","prompt":[4294967297]})",
+          R"({"op":"complete","prompt":"x","max_tokens":4294967297})", R"({"op":"detokenize","tokens":[-1]})"}) {
+        cortex::test::expect_error(ErrorCode::kInvalidArgument, [&] { preload::request_from_json(json::parse(bad)); });
+    }
+}
+
+// A pipelined line whose "op" is not a string, seen while a reply streams, threw out of the
+// connection's loop and left the job running with nobody reading it.
+TEST(PreloadProtocol, CancelScanKeepsOtherLinesWhateverTheirTypes) {
+    std::string buffer = "{\"op\":1}\n{\"op\":\"cancel\"}\n[]\n{\"op\":\"status\"}\n{\"op\":\"can";
+    EXPECT_TRUE(preload::take_cancel(buffer));
+    EXPECT_EQ(buffer, "{\"op\":1}\n[]\n{\"op\":\"status\"}\n{\"op\":\"can");
+    EXPECT_FALSE(preload::take_cancel(buffer));
 }
 
 // Bounded protocol fuzzing: mutated and random frames over a few connections. Every answer is

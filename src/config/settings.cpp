@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "config/config_file.h"
 #include "config/dotenv.h"
 #include "core/file_util.h"
 #include "cortex/config.h"
@@ -144,6 +145,33 @@ std::string json_value(const nlohmann::json & v, const std::string & key, const 
 
 }  // namespace
 
+void check_setting_value(const SettingKey & key, const std::string & value, const std::string & where) {
+    check_value(key, value, where);
+}
+
+std::vector<ConfigFileValue> parse_config_json(const std::string & text, const std::string & path) {
+    nlohmann::json doc;
+    try {
+        doc = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error & e) {
+        throw Error(ErrorCode::kInvalidArgument, path + " is not valid JSON (byte " + std::to_string(e.byte) + ")",
+                    "fix the file, or move it away and use: cortex config set KEY VALUE");
+    }
+    if (!doc.is_object()) {
+        throw Error(ErrorCode::kInvalidArgument, path + " must hold a JSON object",
+                    "e.g. {\"api_provider\": \"llamacpp\", \"llamacpp_n_ctx\": 4096}");
+    }
+    std::vector<ConfigFileValue> out;
+    for (const SettingKey & k : kKeys) {
+        auto it = doc.find(k.json);
+        if (it == doc.end() || it->is_null()) continue;
+        std::string value = json_value(*it, k.json, path);
+        check_value(k, value, path + " \"" + k.json + "\"");
+        out.push_back({&k, std::move(value)});
+    }
+    return out;
+}
+
 const char * setting_source_name(SettingSource source) {
     switch (source) {
         case SettingSource::kDefault: return "default";
@@ -186,23 +214,8 @@ Settings Settings::load(const std::map<std::string, std::string> & flags, const 
     const std::string json_path = home + "/config.json";
     std::string text;
     if (read_file(json_path, text)) {
-        nlohmann::json doc;
-        try {
-            doc = nlohmann::json::parse(text);
-        } catch (const nlohmann::json::parse_error & e) {
-            throw Error(ErrorCode::kInvalidArgument, json_path + " is not valid JSON (byte " + std::to_string(e.byte) + ")",
-                        "fix the file, or move it away and use: cortex config set KEY VALUE");
-        }
-        if (!doc.is_object()) {
-            throw Error(ErrorCode::kInvalidArgument, json_path + " must hold a JSON object",
-                        "e.g. {\"api_provider\": \"llamacpp\", \"llamacpp_n_ctx\": 4096}");
-        }
-        for (const SettingKey & k : kKeys) {
-            auto it = doc.find(k.json);
-            if (it == doc.end() || it->is_null()) continue;
-            std::string value = json_value(*it, k.json, json_path);
-            check_value(k, value, json_path + " \"" + k.json + "\"");
-            s.values_[k.name] = {value, SettingSource::kConfigFile, json_path};
+        for (const ConfigFileValue & v : parse_config_json(text, json_path)) {
+            s.values_[v.key->name] = {v.value, SettingSource::kConfigFile, json_path};
         }
     }
 

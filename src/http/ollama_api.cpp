@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "cortex/models.h"
-#include "http/api_common.h"
+#include "http/api_requests.h"
 
 namespace cortex::http {
 namespace {
@@ -76,54 +76,6 @@ std::string require_model(Context & ctx, const json & body) {
     return model;
 }
 
-// Ollama's "options" and "format" as a GenerationConfig. num_predict -1 (the default) means
-// until the slot is full, as in Ollama. num_ctx cannot grow a slot of a running daemon: a
-// larger value is ignored and said so in `note`.
-llm::GenerationConfig ollama_config(const json & body, int slot, std::string & note) {
-    llm::GenerationConfig c;
-    c.max_tokens = slot;
-    auto it = body.find("options");
-    if (it != body.end() && !it->is_null()) {
-        if (!it->is_object())
-            throw ApiError(400, ErrorCode::kInvalidArgument, "\"options\" must be an object", "options",
-                           "invalid_type");
-        const json & o = *it;
-        double d = 0;
-        long long n = 0;
-        if (get_number(o, "temperature", d, "options")) c.temperature = static_cast<float>(d);
-        if (get_number(o, "top_p", d, "options")) c.top_p = static_cast<float>(d);
-        if (get_number(o, "min_p", d, "options")) c.min_p = static_cast<float>(d);
-        if (get_number(o, "repeat_penalty", d, "options")) c.repeat_penalty = static_cast<float>(d);
-        if (get_int(o, "top_k", n, "options")) c.top_k = static_cast<int>(n);
-        if (get_int(o, "repeat_last_n", n, "options")) c.repeat_last_n = static_cast<int>(n);
-        if (get_int(o, "seed", n, "options") && n >= 0)
-            c.seed = static_cast<uint32_t>(n);  // negative: random, as Ollama
-        if (get_int(o, "num_predict", n, "options") && n > 0)
-            c.max_tokens = static_cast<int>(std::min<long long>(n, slot));
-        if (get_int(o, "num_ctx", n, "options") && n > slot) {
-            note = "num_ctx " + std::to_string(n) + " ignored: this daemon's slots hold " + std::to_string(slot) +
-                   " tokens (start it with a larger n_ctx: LLAMACPP_N_CTX)";
-        }
-        get_stop(o, c.stop, "options");
-    }
-    auto f = body.find("format");
-    if (f != body.end() && !f->is_null()) {
-        if (f->is_string()) {
-            const std::string s = f->get<std::string>();
-            if (s == "json")
-                c.json_schema = R"({"type":"object"})";
-            else if (!s.empty())
-                throw ApiError(400, ErrorCode::kInvalidArgument,
-                               "invalid format: \"" + s + "\" (use \"json\" or a JSON schema)");
-        } else if (f->is_object()) {
-            c.json_schema = f->dump();
-        } else {
-            throw ApiError(400, ErrorCode::kInvalidArgument, "invalid format: use \"json\" or a JSON schema object");
-        }
-    }
-    return c;
-}
-
 void add_stats(json & j, const llm::Result & r) {
     const double ttft_ms = r.completion_tokens > 0 ? r.time_to_first_token_ms : r.total_ms;
     j["done_reason"] = r.finish_reason == llm::FinishReason::kLength ? "length" : "stop";
@@ -133,26 +85,6 @@ void add_stats(json & j, const llm::Result & r) {
     j["prompt_eval_duration"] = static_cast<int64_t>(ttft_ms * 1e6);
     j["eval_count"] = r.completion_tokens;
     j["eval_duration"] = static_cast<int64_t>(std::max(0.0, r.total_ms - ttft_ms) * 1e6);
-}
-
-std::vector<llm::Message> ollama_messages(const json & body) {
-    std::vector<llm::Message> messages;
-    auto it = body.find("messages");
-    if (it == body.end() || it->is_null()) return messages;
-    if (!it->is_array())
-        throw ApiError(400, ErrorCode::kInvalidArgument, "\"messages\" must be an array of {role, content}", "messages",
-                       "invalid_type");
-    for (const auto & m : *it) {
-        if (!m.is_object())
-            throw ApiError(400, ErrorCode::kInvalidArgument,
-                           "each message must be an object with \"role\" and \"content\"");
-        std::string role, content;
-        get_string(m, "role", role, "messages");
-        get_string(m, "content", content, "messages");
-        if (role.empty()) throw ApiError(400, ErrorCode::kInvalidArgument, "each message needs a \"role\"");
-        messages.push_back({role, content});
-    }
-    return messages;
 }
 
 // /api/generate and /api/chat: the same flow, told apart by `chat`.

@@ -12,6 +12,7 @@
 
 #include "core/file_util.h"
 #include "cortex/models.h"
+#include "models/ollama_manifest.h"
 
 namespace cortex::models {
 namespace {
@@ -33,8 +34,9 @@ void walk(const std::string & dir, const std::string & rel, const std::function<
     }
 }
 
-// manifests-relative path host/namespace/name/tag -> the name Ollama shows.
-std::string display_name(const std::string & rel) {
+}  // namespace
+
+std::string ollama_manifest_name(const std::string & rel) {
     std::vector<std::string> parts;
     size_t start = 0;
     for (size_t slash; (slash = rel.find('/', start)) != std::string::npos; start = slash + 1) parts.push_back(rel.substr(start, slash - start));
@@ -43,8 +45,6 @@ std::string display_name(const std::string & rel) {
     if (parts[0] == kDefaultRegistry && parts[1] == "library") return parts[2] + ":" + parts[3];
     return parts[0] + "/" + parts[1] + "/" + parts[2] + ":" + parts[3];
 }
-
-}  // namespace
 
 std::string ollama_models_dir() {
     const char * env = std::getenv("OLLAMA_MODELS");
@@ -57,22 +57,29 @@ std::vector<OllamaModel> list_ollama_models(const std::string & dir_arg) {
     const std::string dir = dir_arg.empty() ? ollama_models_dir() : dir_arg;
     std::vector<OllamaModel> models;
     walk(dir + "/manifests", "", [&](const std::string & path, const std::string & rel) {
-        std::string name = display_name(rel), text;
+        std::string name = ollama_manifest_name(rel), text;
         if (name.empty() || !read_file(path, text)) return;
-        nlohmann::json manifest = nlohmann::json::parse(text, nullptr, false);
-        if (!manifest.is_object() || !manifest.contains("layers") || !manifest["layers"].is_array()) return;
-        for (const auto & layer : manifest["layers"]) {
-            if (!layer.is_object() || layer.value("mediaType", "") != kModelMediaType) continue;
-            std::string digest = layer.value("digest", "");
-            if (digest.rfind("sha256:", 0) != 0) continue;
-            OllamaModel m;
-            m.name = name;
-            m.digest = digest.substr(7);
-            m.blob = dir + "/blobs/sha256-" + m.digest;
-            m.size = layer.value("size", uint64_t(0));
-            models.push_back(m);
-        }
+        for (OllamaModel & m : models_from_ollama_manifest(name, text, dir)) models.push_back(std::move(m));
     });
+    return models;
+}
+
+std::vector<OllamaModel> models_from_ollama_manifest(const std::string & name, const std::string & text,
+                                                     const std::string & dir) {
+    std::vector<OllamaModel> models;
+    const nlohmann::json manifest = nlohmann::json::parse(text, nullptr, false);
+    if (!manifest.is_object() || !manifest.contains("layers") || !manifest["layers"].is_array()) return models;
+    for (const auto & layer : manifest["layers"]) {
+        if (!layer.is_object() || layer.value("mediaType", "") != kModelMediaType) continue;
+        std::string digest = layer.value("digest", "");
+        if (digest.rfind("sha256:", 0) != 0) continue;
+        OllamaModel m;
+        m.name = name;
+        m.digest = digest.substr(7);
+        m.blob = dir + "/blobs/sha256-" + m.digest;
+        m.size = layer.value("size", uint64_t(0));
+        models.push_back(m);
+    }
     return models;
 }
 

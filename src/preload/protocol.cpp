@@ -1,6 +1,9 @@
 // JSON of the preload protocol.
 #include "protocol.h"
 
+#include <limits>
+#include <type_traits>
+
 namespace cortex::preload {
 namespace {
 
@@ -10,9 +13,15 @@ template <typename T>
 void read_field(const json & j, const char * name, T & out, json::value_t kind) {
     auto it = j.find(name);
     if (it == j.end() || it->is_null()) return;
-    const bool ok = kind == json::value_t::number_float ? it->is_number()
-                    : kind == json::value_t::number_integer ? it->is_number_integer()
-                                                            : it->type() == kind;
+    bool ok = kind == json::value_t::number_float     ? it->is_number()
+              : kind == json::value_t::number_integer ? it->is_number_integer()
+                                                      : it->type() == kind;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // get<int>() would wrap 2^32 + 5 to 5: a number out of range is as wrong as a string.
+        ok = ok && !(it->is_number_unsigned() && it->template get<uint64_t>() > uint64_t(INT64_MAX)) &&
+             it->template get<int64_t>() >= std::numeric_limits<T>::min() &&
+             it->template get<int64_t>() <= std::numeric_limits<T>::max();
+    }
     if (!ok) {
         throw Error(ErrorCode::kInvalidArgument, std::string("field \"") + name + "\" has the wrong type: " + it->dump(),
                     "see docs/PROTOCOL.md for the fields of a request");
@@ -145,6 +154,100 @@ Error error_from_json(const json & j) {
         if (name == n) code = c;
     }
     return Error(code, j.value("message", "the preload daemon failed"), j.value("hint", ""));
+}
+
+Request request_from_json(const json & j) {
+    if (!j.is_object()) {
+        throw Error(ErrorCode::kInvalidArgument, "a request must be one JSON object per line",
+                    "e.g. {\"v\":1,\"op\":\"status\"}");
+    }
+    if (j.contains("v") && j["v"] != kProtocolVersion) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "protocol version " + j["v"].dump() + " is not supported (this daemon speaks 1)",
+                    "update the client");
+    }
+    Request r;
+    read_field(j, "op", r.op, json::value_t::string);
+    const std::string & op = r.op;
+    const bool generation = op == "complete" || op == "chat";
+    if (generation || op == "tokenize" || op == "detokenize" || op == "apply_chat_template") {
+        read_field(j, "model_path", r.model_path, json::value_t::string);
+    }
+    // Token ids: whole numbers that fit a llama_token; whether the vocabulary has them is the model's to say.
+    auto token_ids = [&](const json & list, const char * field) {
+        for (const auto & t : list) {
+            if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
+                t.get<int64_t>() > std::numeric_limits<llm::Token>::max() ||
+                (t.is_number_unsigned() && t.get<uint64_t>() > uint64_t(INT64_MAX))) {
+                throw Error(ErrorCode::kInvalidArgument,
+                            std::string("\"") + field + "\" must hold token ids (whole numbers from 0)",
+                            "token ids come from tokenize, or send text");
+            }
+            r.tokens.push_back(static_cast<llm::Token>(t.get<int64_t>()));
+        }
+    };
+    if (op == "load") {
+        if (!j.contains("model") || !j["model"].is_string()) {
+            throw Error(ErrorCode::kInvalidArgument, "load needs \"model\": a name or path",
+                        "e.g. {\"op\":\"load\",\"model\":\"qwen2.5-7b\"}");
+        }
+        r.model = j["model"].get<std::string>();
+    } else if (op == "tokenize") {
+        if (!j.contains("text") || !j["text"].is_string()) {
+            throw Error(ErrorCode::kInvalidArgument, "tokenize needs \"text\"",
+                        "e.g. {\"op\":\"tokenize\",\"text\":\"hi\"}");
+        }
+        r.text = j["text"].get<std::string>();
+        read_field(j, "add_special", r.add_special, json::value_t::boolean);
+        read_field(j, "parse_special", r.parse_special, json::value_t::boolean);
+    } else if (op == "detokenize") {
+        if (!j.contains("tokens") || !j["tokens"].is_array()) {
+            throw Error(ErrorCode::kInvalidArgument, "detokenize needs \"tokens\": [ids]",
+                        "e.g. {\"op\":\"detokenize\",\"tokens\":[1,2]}");
+        }
+        token_ids(j["tokens"], "tokens");
+        read_field(j, "render_special", r.render_special, json::value_t::boolean);
+    } else if (op == "apply_chat_template") {
+        r.messages = messages_from_json(j.contains("messages") ? j["messages"] : json());
+        read_field(j, "add_generation_prompt", r.add_generation_prompt, json::value_t::boolean);
+    } else if (generation) {
+        r.config = config_from_json(j);
+        read_field(j, "stream", r.stream, json::value_t::boolean);
+        if (op == "chat") {
+            if (!j.contains("messages") || !j["messages"].is_array()) {
+                throw Error(ErrorCode::kInvalidArgument, "chat needs \"messages\": [{\"role\":...,\"content\":...}]",
+                            "see docs/PROTOCOL.md");
+            }
+            r.messages = messages_from_json(j["messages"]);
+        } else if (j.contains("prompt") && j["prompt"].is_string()) {
+            r.text = j["prompt"].get<std::string>();
+        } else if (j.contains("prompt") && j["prompt"].is_array()) {
+            r.prompt_tokens = true;
+            token_ids(j["prompt"], "prompt");
+        } else {
+            throw Error(ErrorCode::kInvalidArgument, "complete needs \"prompt\": text or token ids",
+                        "see docs/PROTOCOL.md");
+        }
+    }
+    return r;
+}
+
+bool take_cancel(std::string & buffer) {
+    bool found = false;
+    std::string kept;
+    size_t start = 0;
+    for (size_t nl; (nl = buffer.find('\n', start)) != std::string::npos; start = nl + 1) {
+        const std::string line = buffer.substr(start, nl - start);
+        const json j = json::parse(line, nullptr, false);
+        auto op = j.is_object() ? j.find("op") : j.end();
+        if (op != j.end() && op->is_string() && *op == "cancel") {
+            found = true;
+        } else {
+            kept += line + "\n";
+        }
+    }
+    buffer = kept + buffer.substr(start);
+    return found;
 }
 
 }  // namespace cortex::preload

@@ -25,4 +25,28 @@ nlohmann::json error_to_json(const Error & e);
 // Rebuilds the daemon's error on the client side.
 Error error_from_json(const nlohmann::json & j);
 
+// One request line, decoded. Only the fields of its op are read; the rest keep their defaults.
+struct Request {
+    std::string op;                      // empty when absent; an unknown op is the server's to refuse
+    std::string model_path;              // generation ops: the file a bound client expects; empty = any
+    std::string model;                   // load: a name or path
+    std::string text;                    // tokenize; complete with a text prompt
+    std::vector<llm::Token> tokens;      // detokenize; complete with token ids (prompt_tokens)
+    bool prompt_tokens = false;          // complete: the prompt came as token ids
+    std::vector<llm::Message> messages;  // chat, apply_chat_template
+    llm::GenerationConfig config;        // complete, chat
+    bool stream = true;
+    bool add_special = true, parse_special = true;  // tokenize
+    bool render_special = false;                    // detokenize
+    bool add_generation_prompt = true;              // apply_chat_template
+};
+
+// Decodes a request object (docs/PROTOCOL.md). Throws Error(kInvalidArgument) naming the
+// problem: not an object, another protocol version, a missing or mistyped field.
+Request request_from_json(const nlohmann::json & j);
+
+// Removes the complete lines of `buffer` that are "cancel" requests and says whether there were
+// any; other lines (a next request sent ahead) stay, in order, with the unfinished tail.
+bool take_cancel(std::string & buffer);
+
 }  // namespace cortex::preload

@@ -56,25 +56,6 @@ struct Outbox {
 
 constexpr size_t kMaxQueuedBytes = 16u << 20;  // a client this far behind is stuck: cancel
 
-// Removes the complete "cancel" request lines from `buffer` and says whether there were any;
-// other lines (a next request sent ahead) stay for later.
-bool take_cancel(std::string & buffer) {
-    bool found = false;
-    std::string kept;
-    size_t start = 0;
-    for (size_t nl; (nl = buffer.find('\n', start)) != std::string::npos; start = nl + 1) {
-        const std::string line = buffer.substr(start, nl - start);
-        json j = json::parse(line, nullptr, false);
-        if (j.is_object() && j.value("op", "") == "cancel") {
-            found = true;
-        } else {
-            kept += line + "\n";
-        }
-    }
-    buffer = kept + buffer.substr(start);
-    return found;
-}
-
 }  // namespace
 
 std::string default_socket_path() { return Settings::load().preload_socket(); }
@@ -259,15 +240,11 @@ void Server::serve_client(int fd) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.find_first_not_of(" \t") == std::string::npos) continue;
 
-        json req = json::parse(line, nullptr, false);
-        json id = req.is_object() && req.contains("id") ? req["id"] : json();
+        const json line_json = json::parse(line, nullptr, false);
+        json id = line_json.is_object() && line_json.contains("id") ? line_json["id"] : json();
         try {
-            if (!req.is_object()) throw Error(ErrorCode::kInvalidArgument, "a request must be one JSON object per line", "e.g. {\"v\":1,\"op\":\"status\"}");
-            if (req.contains("v") && req["v"] != kProtocolVersion) {
-                throw Error(ErrorCode::kInvalidArgument, "protocol version " + req["v"].dump() + " is not supported (this daemon speaks 1)",
-                            "update the client");
-            }
-            const std::string op = req.value("op", "");
+            const Request req = request_from_json(line_json);
+            const std::string & op = req.op;
             const std::shared_ptr<Scheduler> sched = current();  // a reload never pulls it away mid-request
             json out = {{"v", kProtocolVersion}};
             if (!id.is_null()) out["id"] = id;
@@ -277,12 +254,10 @@ void Server::serve_client(int fd) {
                 throw Error(ErrorCode::kNotFound, "the preload daemon has no model loaded",
                             "load one: {\"op\":\"load\",\"model\":\"NAME\"} or cortex-preload reload --model NAME");
             }
-            if (needs_model && req.contains("model_path")) {
+            if (needs_model && !req.model_path.empty()) {
                 // A client bound to one file (a Model attached to this daemon) must never get
                 // answers from another one loaded since.
-                const json & want = req["model_path"];
-                if (!want.is_string()) throw Error(ErrorCode::kInvalidArgument, "\"model_path\" must be a string", "see docs/PROTOCOL.md");
-                const std::string & w = want.get_ref<const std::string &>();
+                const std::string & w = req.model_path;
                 if (w != sched->path() && canonical_path(w) != canonical_path(sched->path())) {
                     throw Error(ErrorCode::kNotFound, "the preload daemon serves '" + sched->path() + "', not '" + w + "'",
                                 "it was reloaded with another model; load this one in-process or reload the daemon with it");
@@ -335,31 +310,18 @@ void Server::serve_client(int fd) {
                 if (!options_.notice.empty()) out["status"]["notice"] = options_.notice;
                 if (!reply(out)) return;
             } else if (op == "tokenize") {
-                if (!req.contains("text") || !req["text"].is_string()) throw Error(ErrorCode::kInvalidArgument, "tokenize needs \"text\"", "e.g. {\"op\":\"tokenize\",\"text\":\"hi\"}");
-                out["tokens"] = scheduler_ptr->tokenize(req["text"], req.value("add_special", true), req.value("parse_special", true));
+                out["tokens"] = scheduler_ptr->tokenize(req.text, req.add_special, req.parse_special);
                 if (!reply(out)) return;
             } else if (op == "detokenize") {
-                if (!req.contains("tokens") || !req["tokens"].is_array()) {
-                    throw Error(ErrorCode::kInvalidArgument, "detokenize needs \"tokens\": [ids]", "e.g. {\"op\":\"detokenize\",\"tokens\":[1,2]}");
-                }
-                std::vector<llm::Token> tokens;
-                for (const auto & t : req["tokens"]) {
-                    if (!t.is_number_integer()) throw Error(ErrorCode::kInvalidArgument, "\"tokens\" must be integers", "token ids from tokenize");
-                    tokens.push_back(t.get<int32_t>());
-                }
-                out["text"] = scheduler_ptr->detokenize(tokens, req.value("render_special", false));
+                out["text"] = scheduler_ptr->detokenize(req.tokens, req.render_special);
                 if (!reply(out)) return;
             } else if (op == "apply_chat_template") {
-                out["text"] = scheduler_ptr->apply_chat_template(messages_from_json(req.value("messages", json())),
-                                                                 req.value("add_generation_prompt", true));
+                out["text"] = scheduler_ptr->apply_chat_template(req.messages, req.add_generation_prompt);
                 if (!reply(out)) return;
             } else if (op == "load" || op == "reload") {
-                if (op == "load" && (!req.contains("model") || !req["model"].is_string())) {
-                    throw Error(ErrorCode::kInvalidArgument, "load needs \"model\": a name or path", "e.g. {\"op\":\"load\",\"model\":\"qwen2.5-7b\"}");
-                }
                 std::lock_guard<std::mutex> lock(reload_mutex_);
                 const auto t0 = Clock::now();
-                std::string served = op == "load" ? req["model"].get<std::string>() : std::string();
+                std::string served = op == "load" ? req.model : std::string();
                 std::shared_ptr<Scheduler> next = factory_(served);  // throws: the old model keeps serving
                 replace(next, served);
                 out["ok"] = true;
@@ -377,24 +339,15 @@ void Server::serve_client(int fd) {
                 if (!reply(out)) return;
             } else if (op == "complete" || op == "chat") {
                 auto job = std::make_shared<Job>();
-                job->config = config_from_json(req);
+                job->config = req.config;
                 if (op == "chat") {
-                    if (!req.contains("messages") || !req["messages"].is_array()) {
-                        throw Error(ErrorCode::kInvalidArgument, "chat needs \"messages\": [{\"role\":...,\"content\":...}]", "see docs/PROTOCOL.md");
-                    }
-                    const std::vector<llm::Message> messages = messages_from_json(req["messages"]);
-                    job->prompt = scheduler_ptr->tokenize(scheduler_ptr->apply_chat_template(messages), true, true);
-                } else if (req.contains("prompt") && req["prompt"].is_string()) {
-                    job->prompt = scheduler_ptr->tokenize(req["prompt"], true, true);
-                } else if (req.contains("prompt") && req["prompt"].is_array()) {
-                    for (const auto & t : req["prompt"]) {
-                        if (!t.is_number_integer()) throw Error(ErrorCode::kInvalidArgument, "\"prompt\" tokens must be integers", "or send text");
-                        job->prompt.push_back(t.get<int32_t>());
-                    }
+                    job->prompt = scheduler_ptr->tokenize(scheduler_ptr->apply_chat_template(req.messages), true, true);
+                } else if (req.prompt_tokens) {
+                    job->prompt = req.tokens;
                 } else {
-                    throw Error(ErrorCode::kInvalidArgument, "complete needs \"prompt\": text or token ids", "see docs/PROTOCOL.md");
+                    job->prompt = scheduler_ptr->tokenize(req.text, true, true);
                 }
-                const bool stream = req.value("stream", true);
+                const bool stream = req.stream;
                 auto outbox = std::make_shared<Outbox>();
                 if (stream) {
                     json piece = {{"v", kProtocolVersion}};
