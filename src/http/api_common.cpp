@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <random>
@@ -141,10 +142,14 @@ bool get_number(const json & j, const char * name, double & out, const std::stri
 bool get_int(const json & j, const char * name, long long & out, const std::string & where) {
     auto it = j.find(name);
     if (it == j.end() || it->is_null()) return false;
-    // 2.0 is a whole number to JavaScript clients, which do not tell the two apart.
-    if (it->is_number_float() && it->get<double>() == static_cast<double>(static_cast<long long>(it->get<double>()))) {
-        out = static_cast<long long>(it->get<double>());
-        return true;
+    // 2.0 is a whole number to JavaScript clients, which do not tell the two apart. Only a double
+    // inside long long's range may be cast (1e300 would be undefined behaviour, not an error).
+    if (it->is_number_float()) {
+        const double d = it->get<double>();
+        if (d >= -0x1p63 && d < 0x1p63 && d == std::trunc(d)) {
+            out = static_cast<long long>(d);
+            return true;
+        }
     }
     if (!it->is_number_integer()) wrong_type(where, name, "an integer", *it);
     out = it->get<long long>();
