@@ -448,6 +448,21 @@ TEST(PreloadProtocol, RequestFieldsOfTheWrongTypeAreInvalidArguments) {
     }
 }
 
+// fuzz/corpus/protocol/regression-result-content-number: a daemon line whose result has a
+// field of the wrong type threw nlohmann::json's type_error out of the client.
+TEST(PreloadProtocol, MalformedAnswersAreErrorsOfTheClient) {
+    const json line = json::parse(
+        R"({"opv":1,"id":"a","done":true,"result":{"content":3,"tokens_per_second":51.5,"total_ms":80.2}})");
+    cortex::test::expect_error(ErrorCode::kInternal, [&] { preload::result_from_json(line["result"]); });
+    cortex::test::expect_error(ErrorCode::kInternal, [&] { preload::result_from_json(json::array()); });
+    EXPECT_EQ(preload::error_from_json(json::parse(R"({"code":"busy","message":"m","hint":"h"})")).code(),
+              ErrorCode::kBusy);
+    const Error e = preload::error_from_json(json::parse(R"({"code":1,"message":[],"hint":{}})"));
+    EXPECT_EQ(e.code(), ErrorCode::kInternal);
+    EXPECT_FALSE(e.message().empty());
+    EXPECT_EQ(preload::error_from_json(json("text")).code(), ErrorCode::kInternal);
+}
+
 // A pipelined line whose "op" is not a string, seen while a reply streams, threw out of the
 // connection's loop and left the job running with nobody reading it.
 TEST(PreloadProtocol, CancelScanKeepsOtherLinesWhateverTheirTypes) {

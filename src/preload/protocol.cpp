@@ -109,17 +109,25 @@ json result_to_json(const llm::Result & r) {
 
 llm::Result result_from_json(const json & j) {
     llm::Result r;
-    r.content = j.value("content", "");
-    const std::string finish = j.value("finish_reason", "stop");
-    r.finish_reason = finish == "length" ? llm::FinishReason::kLength : finish == "cancelled" ? llm::FinishReason::kCancelled : llm::FinishReason::kStop;
-    r.prompt_tokens = j.value("prompt_tokens", 0);
-    r.cached_tokens = j.value("cached_tokens", 0);
-    r.completion_tokens = j.value("completion_tokens", 0);
-    r.tokens_per_second = j.value("tokens_per_second", 0.0);
-    r.prompt_tokens_per_second = j.value("prompt_tokens_per_second", 0.0);
-    r.time_to_first_token_ms = j.value("time_to_first_token_ms", 0.0);
-    r.total_ms = j.value("total_ms", 0.0);
-    r.load_ms = j.value("load_ms", 0.0);
+    try {
+        r.content = j.value("content", "");
+        const std::string finish = j.value("finish_reason", "stop");
+        r.finish_reason = finish == "length"      ? llm::FinishReason::kLength
+                          : finish == "cancelled" ? llm::FinishReason::kCancelled
+                                                  : llm::FinishReason::kStop;
+        r.prompt_tokens = j.value("prompt_tokens", 0);
+        r.cached_tokens = j.value("cached_tokens", 0);
+        r.completion_tokens = j.value("completion_tokens", 0);
+        r.tokens_per_second = j.value("tokens_per_second", 0.0);
+        r.prompt_tokens_per_second = j.value("prompt_tokens_per_second", 0.0);
+        r.time_to_first_token_ms = j.value("time_to_first_token_ms", 0.0);
+        r.total_ms = j.value("total_ms", 0.0);
+        r.load_ms = j.value("load_ms", 0.0);
+    } catch (const json::exception &) {
+        // A field of the wrong type (or no object at all): the daemon broke the protocol.
+        throw Error(ErrorCode::kInternal, "the preload daemon sent a malformed result: " + j.dump(),
+                    "please report this bug");
+    }
     return r;
 }
 
@@ -148,12 +156,20 @@ json error_to_json(const Error & e) {
 }
 
 Error error_from_json(const json & j) {
-    const std::string name = j.value("code", "internal");
+    auto text = [&](const char * name, const char * fallback) {
+        auto it = j.is_object() ? j.find(name) : j.end();
+        return it != j.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+    };
+    if (!j.is_object()) {
+        return Error(ErrorCode::kInternal, "the preload daemon sent a malformed error: " + j.dump(),
+                     "please report this bug");
+    }
+    const std::string name = text("code", "internal");
     ErrorCode code = ErrorCode::kInternal;
     for (const auto & [c, n] : kCodes) {
         if (name == n) code = c;
     }
-    return Error(code, j.value("message", "the preload daemon failed"), j.value("hint", ""));
+    return Error(code, text("message", "the preload daemon failed"), text("hint", ""));
 }
 
 Request request_from_json(const json & j) {
