@@ -58,6 +58,33 @@ TEST(Ollama, ListsModelsOfTheStore) {
     EXPECT_TRUE(list_ollama_models(store.file("nothing-here")).empty());
 }
 
+// fuzz/corpus/ollama_manifest/regression-*: a model layer whose digest is not a SHA-256 (65
+// digits here; "../x" would point outside blobs/) was listed, and a field of the wrong type
+// threw nlohmann::json's type_error out of list_ollama_models().
+TEST(Ollama, ManifestsWithBadLayersAreSkipped) {
+    TempDir store;
+    const std::string good = std::string(64, 'a');
+    auto manifest = [&](const std::string & name, const std::string & layers) {
+        cortex::test::write_file(store.file("manifests/registry.ollama.ai/library/" + name + "/latest"),
+                                 R"({"schemaVersion":2,"layers":)" + layers + "}");
+    };
+    manifest(
+        "long",
+        R"([{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:0123456789abcdef0123456789ab2cdef0123456789abcdef0123456789abcdef","size":4683073184}])");
+    manifest("dots",
+             R"([{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:../../../../etc/passwd"}])");
+    manifest("types", R"([{"mediaType":7,"digest":"sha256:)" + good +
+                          R"("},{"mediaType":"application/vnd.ollama.image.model","digest":["x"]}])");
+    manifest("size",
+             R"([{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:)" + good + R"(","size":"big"}])");
+    std::vector<OllamaModel> models;
+    ASSERT_NO_THROW(models = list_ollama_models(store.path()));
+    ASSERT_EQ(models.size(), 1u);
+    EXPECT_EQ(models[0].name, "size:latest");
+    EXPECT_EQ(models[0].digest, good);
+    EXPECT_EQ(models[0].size, 0u) << "a size that is not a number is unknown";
+}
+
 TEST(Ollama, ImportLinksWithoutCopyingAfterVerifying) {
     TempDir store, home;
     add_ollama_model(store.path(), "registry.ollama.ai/library/llama3.2/3b", cortex::test::model_path("tiny-llama-bpe"));

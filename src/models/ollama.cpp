@@ -69,15 +69,25 @@ std::vector<OllamaModel> models_from_ollama_manifest(const std::string & name, c
     std::vector<OllamaModel> models;
     const nlohmann::json manifest = nlohmann::json::parse(text, nullptr, false);
     if (!manifest.is_object() || !manifest.contains("layers") || !manifest["layers"].is_array()) return models;
+    // Fields of the wrong type are skipped like missing ones (json::value() would throw), and
+    // the digest must be a SHA-256: it becomes a path under blobs/.
+    auto string_field = [](const nlohmann::json & layer, const char * name) {
+        auto it = layer.find(name);
+        return it != layer.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
     for (const auto & layer : manifest["layers"]) {
-        if (!layer.is_object() || layer.value("mediaType", "") != kModelMediaType) continue;
-        std::string digest = layer.value("digest", "");
-        if (digest.rfind("sha256:", 0) != 0) continue;
+        if (!layer.is_object() || string_field(layer, "mediaType") != kModelMediaType) continue;
+        const std::string digest = string_field(layer, "digest");
+        if (digest.size() != 7 + 64 || digest.rfind("sha256:", 0) != 0 ||
+            digest.find_first_not_of("0123456789abcdef", 7) != std::string::npos) {
+            continue;
+        }
         OllamaModel m;
         m.name = name;
         m.digest = digest.substr(7);
         m.blob = dir + "/blobs/sha256-" + m.digest;
-        m.size = layer.value("size", uint64_t(0));
+        auto size = layer.find("size");
+        m.size = size != layer.end() && size->is_number_unsigned() ? size->get<uint64_t>() : 0;
         models.push_back(m);
     }
     return models;
