@@ -116,6 +116,11 @@ TEST(AptSimulation, ParsesInstallUpgradeRemoveAndForeignArchitectures) {
     EXPECT_EQ(c[6].architecture, "i386");
     EXPECT_TRUE(parse_simulation("").empty());
     EXPECT_TRUE(parse_simulation("Inst\nRemv\nInst x (\n").size() <= 1);
+    // fuzz/corpus/apt_simulation/regression-empty-name: a name that is all architecture
+    // (":12.5/.3libc6" here) made a change without a package.
+    EXPECT_TRUE(parse_simulation("Inst :12.5/.3libc6 [2.36-9] (2.36-9+deb12u4 Debian:12.5/stable [amd64]) []\n"
+                                 "Remv :i386 [1.0]\n")
+                    .empty());
 }
 
 TEST(AptSimulation, CommandsAreFixedTemplatesWithCheckedNames) {

@@ -95,6 +95,7 @@ std::vector<PackageChange> parse_simulation(const std::string & output) {
             if (c.architecture.empty()) c.architecture = c.name.substr(colon + 1);
             c.name.resize(colon);
         }
+        if (c.name.empty()) continue;  // "Inst :amd64 ...": no package to show or to size
         out.push_back(std::move(c));
     }
     return out;
