@@ -123,7 +123,9 @@ TEST(Settings, BadValuesNameWhereTheyCameFrom) {
 TEST(Settings, MalformedConfigJson) {
     CleanEnv env;
     TempDir home;
-    for (const char * text : {"{", "[1,2]", "{\"llamacpp_n_ctx\": true}", "{\"api_provider\": \"gpt\"}", "{\"llamacpp_n_ctx\": [4096]}"}) {
+    // 1e400: a number beyond a double is nlohmann's out_of_range, not a parse_error, and escaped.
+    for (const char * text : {"{", "[1,2]", "{\"llamacpp_n_ctx\": true}", "{\"api_provider\": \"gpt\"}",
+                              "{\"llamacpp_n_ctx\": [4096]}", "{\"llamacpp_n_ctx\": 1e400}"}) {
         write_file(home.file("config.json"), text);
         Error e = expect_error(ErrorCode::kInvalidArgument, [&] { Settings::load({}, home.path()); });
         EXPECT_NE(e.message().find(home.file("config.json")), std::string::npos) << e.message();
@@ -201,6 +203,9 @@ TEST(ConfigSet, RejectsBadInputAndLeavesTheFileAlone) {
     write_file(home.file("config.json"), "{broken");
     expect_error(ErrorCode::kInvalidArgument, [&] { set_config_value(home.path(), "n_ctx", "4096"); });
     EXPECT_EQ(cortex::test::read_file(home.file("config.json")), "{broken") << "a file we cannot parse is never overwritten";
+    write_file(home.file("config.json"), "{\"x\": -1e400}");
+    expect_error(ErrorCode::kInvalidArgument, [&] { set_config_value(home.path(), "n_ctx", "4096"); });
+    EXPECT_EQ(cortex::test::read_file(home.file("config.json")), "{\"x\": -1e400}");
     EXPECT_FALSE(cortex::test::file_exists(home.file("config.json.tmp")));
 }
 

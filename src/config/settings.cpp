@@ -156,6 +156,9 @@ std::vector<ConfigFileValue> parse_config_json(const std::string & text, const s
     } catch (const nlohmann::json::parse_error & e) {
         throw Error(ErrorCode::kInvalidArgument, path + " is not valid JSON (byte " + std::to_string(e.byte) + ")",
                     "fix the file, or move it away and use: cortex config set KEY VALUE");
+    } catch (const nlohmann::json::exception & e) {  // out_of_range: a number such as 1e400
+        throw Error(ErrorCode::kInvalidArgument, path + " is not valid JSON: " + e.what(),
+                    "fix the file, or move it away and use: cortex config set KEY VALUE");
     }
     if (!doc.is_object()) {
         throw Error(ErrorCode::kInvalidArgument, path + " must hold a JSON object",
@@ -340,6 +343,9 @@ void set_config_value(const std::string & home, const std::string & key, const s
             doc = nlohmann::json::parse(text);
         } catch (const nlohmann::json::parse_error & e) {
             throw Error(ErrorCode::kInvalidArgument, path + " is not valid JSON (byte " + std::to_string(e.byte) + "); not changed",
+                        "fix the file by hand first, or move it away");
+        } catch (const nlohmann::json::exception & e) {  // out_of_range: a number such as 1e400
+            throw Error(ErrorCode::kInvalidArgument, path + " is not valid JSON (" + e.what() + "); not changed",
                         "fix the file by hand first, or move it away");
         }
         if (!doc.is_object()) throw Error(ErrorCode::kInvalidArgument, path + " must hold a JSON object; not changed", "fix the file");

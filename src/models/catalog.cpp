@@ -35,6 +35,8 @@ Catalog Catalog::parse(const std::string & text, const std::string & origin) {
         doc = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error & e) {
         bad("not valid JSON (byte " + std::to_string(e.byte) + ")");
+    } catch (const nlohmann::json::exception & e) {  // out_of_range: a number such as 1e400
+        bad(std::string("not valid JSON: ") + e.what());
     }
     if (!doc.is_object() || !doc.contains("models") || !doc["models"].is_array()) bad("needs an object with a \"models\" array");
     Catalog catalog;
