@@ -12,7 +12,8 @@ build_dir="${CORTEX_BUILD_DIR:-$repo_root/build/cortex}"
 
 packages=(cmake ninja-build g++ pkg-config git xz-utils ca-certificates ccache
           libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libcpp-httplib-dev curl systemd pybind11-dev python3-dev python3-pytest
-          dpkg-dev)
+          dpkg-dev
+          clang libclang-rt-dev)  # clang's libFuzzer, for the fuzz test (tests/test_fuzz.sh)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
