@@ -81,23 +81,18 @@ std::string get_root(int port) {
 TEST(WorkerPool, SequentialTasksStayOnTheWarmThread) {
     WorkerPool pool(80);
     std::mutex m;
-    std::condition_variable cv;
     std::set<std::thread::id> ids;
-    int done = 0;
     for (int i = 0; i < 300; ++i) {
         pool.enqueue([&] {
             std::lock_guard<std::mutex> lock(m);
             ids.insert(std::this_thread::get_id());
-            ++done;
-            cv.notify_one();
         });
-        std::unique_lock<std::mutex> lock(m);
-        ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return done == i + 1; }));
+        // Once the task has run and its thread waits again, the next one must go to that thread.
+        ASSERT_TRUE(eventually([&] { return pool.threads() > 0 && pool.idle_threads() == pool.threads(); }));
     }
-    // A task may come while the last one's thread is still on its way back to idle: a second
-    // thread, never more. (httplib::ThreadPool used all 80 in turn.)
-    EXPECT_LE(ids.size(), 2u);
-    EXPECT_LE(pool.threads(), 2u);
+    // httplib::ThreadPool, woken in turn, ran these on all of its 80 threads.
+    EXPECT_EQ(ids.size(), 1u);
+    EXPECT_EQ(pool.threads(), 1u);
 }
 
 TEST(WorkerPool, ConcurrentTasksGetThreadsUpToTheLimitThenWait) {
@@ -156,8 +151,9 @@ TEST(HttpServerThreads, FollowTheConnectionsNotTheLimit) {
     const int before = process_threads();
     cortex::http::HttpServer server(options, backend);
     for (int i = 0; i < 100; ++i) ASSERT_EQ(get_root(server.port()), "HTTP/1.1 200 OK") << "request " << i;
-    // The listening thread, and a worker or two.
-    EXPECT_LE(process_threads() - before, 3) << "sequential connections spread over many threads";
+    // The listening thread and a worker or two: a connection may come before the last one's
+    // thread is back from closing it. (httplib::ThreadPool: 81.)
+    EXPECT_LE(process_threads() - before, 8) << "sequential connections spread over many threads";
 
     // 20 connections that send nothing hold a thread each; a 21st is still answered.
     std::vector<int> idle;

@@ -82,4 +82,9 @@ size_t WorkerPool::threads() const {
     return started_;
 }
 
+size_t WorkerPool::idle_threads() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return idle_.size();
+}
+
 }  // namespace cortex::http

@@ -33,8 +33,9 @@ class WorkerPool {
     // Lets the running and queued tasks finish, then joins every thread. Must not be called from
     // a task. A second call does nothing.
     void shutdown();
-    // Threads started so far.
+    // Threads started so far, and those of them waiting for a task.
     size_t threads() const;
+    size_t idle_threads() const;
 
   private:
     struct Worker {
