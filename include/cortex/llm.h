@@ -67,8 +67,10 @@ struct GenerationConfig {
     std::string grammar;            // GBNF; the output must match its "root" rule
     std::string json_schema;        // JSON Schema text; the output is JSON that matches it
     bool ignore_eos = false;        // keep generating past end-of-generation tokens
-    // Reuse the KV cache of the longest common prefix. On a GPU, cached and freshly evaluated
-    // prompts can differ in the last bits of the logits; turn it off for bit-exact sampling.
+    // Reuse the KV cache of the longest common prefix. Logits depend in their last bits on how
+    // the prompt was split into batches, on the CPU as on a GPU (a prompt read whole or in small
+    // batches can differ by a few hundredths in a logit), so a cached prefix can tip a near-tie
+    // between two tokens; turn it off for reproducible sampling.
     bool cache_prompt = true;
 };
 
@@ -161,8 +163,9 @@ class Model {
 //
 // With a preload daemon (cortex-preload) running on the preload_socket setting and serving the
 // same file with the same n_ctx, load_model() returns a Model that runs on the daemon: every
-// method answers as the in-process Model would (greedy output token for token), only faster to
-// get. CORTEX_PRELOAD=auto (default) uses such a daemon and loads in-process otherwise, also when
+// method answers as the in-process Model would (greedy output token for token, but for a near-tie
+// that the batch split decides, as in-process caching can: see cache_prompt), only faster to get.
+// CORTEX_PRELOAD=auto (default) uses such a daemon and loads in-process otherwise, also when
 // the daemon goes away before a call has streamed anything (the Model then stays in-process);
 // off never uses one; required makes load_model() fail with Error(kNotFound) when no daemon
 // serves the model. Model::load() always loads in-process.
