@@ -76,7 +76,14 @@ TEST(Catalog, BadCatalogFilesAreClearErrors) {
           " {\"name\": \"x\", \"repo\": \"r\", \"file\": \"f\", \"size\": 1}]}",
           // fuzz/corpus/catalog/regression-number-overflow: a number beyond a double
           // is nlohmann's out_of_range, not a parse_error, and escaped the parser.
-          "{\"models\": [{\"name\": \"x\", \"repo\": \"r\", \"file\": \"f\", \"size\": 8e764087}]}"}) {
+          "{\"models\": [{\"name\": \"x\", \"repo\": \"r\", \"file\": \"f\", \"size\": 8e764087}]}",
+          // fuzz/corpus/catalog/regression-float-size: numbers nlohmann converts unchecked
+          // (1.2e22 into a uint64_t is undefined behaviour) or wraps (-1).
+          "{\"models\": [{\"name\": \"x\", \"repo\": \"r\", \"file\": \"f\", \"size\": 12184467440737095516150.5}]}",
+          "{\"models\": [{\"name\": \"x\", \"repo\": \"r\", \"file\": \"f\", \"size\": -1}]}",
+          "{\"models\": [{\"name\": \"x\", \"repo\": \"r\", \"file\": \"f\", \"size\": 1, \"context_length\": 1e30}]}",
+          "{\"models\": [{\"name\": \"x\", \"repo\": \"r\", \"file\": \"f\", \"size\": 1, \"context_length\": "
+          "4294967296}]}"}) {
         try {
             Catalog::parse(text, "test-catalog.json");
             ADD_FAILURE() << "accepted: " << text;

@@ -1,5 +1,6 @@
 // The model catalog: data/catalog.json, compiled in (or $CORTEX_CATALOG), parsed and checked.
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -51,8 +52,16 @@ Catalog Catalog::parse(const std::string & text, const std::string & origin) {
             e.repo = m.at("repo").get<std::string>();
             e.file = m.at("file").get<std::string>();
             e.quantization = m.value("quantization", "");
-            e.size = m.at("size").get<uint64_t>();
+            // nlohmann converts numbers unchecked (1e22 into a uint64_t is undefined behaviour):
+            // the whole numbers are checked here.
+            const nlohmann::json & size = m.at("size");
+            if (!size.is_number_unsigned()) bad(e.name + ": size must be a whole number of bytes");
+            e.size = size.get<uint64_t>();
             e.sha256 = to_lower(m.value("sha256", ""));
+            auto ctx = m.find("context_length");
+            if (ctx != m.end() && !(ctx->is_number_unsigned() && ctx->get<uint64_t>() <= INT_MAX)) {
+                bad(e.name + ": context_length must be a whole number of tokens");
+            }
             e.context_length = m.value("context_length", 0);
             e.memory_gb = m.value("memory_gb", 0.0);
             e.best_for = m.value("best_for", "");
