@@ -455,6 +455,14 @@ TEST(PreloadProtocol, MalformedAnswersAreErrorsOfTheClient) {
         R"({"opv":1,"id":"a","done":true,"result":{"content":3,"tokens_per_second":51.5,"total_ms":80.2}})");
     cortex::test::expect_error(ErrorCode::kInternal, [&] { preload::result_from_json(line["result"]); });
     cortex::test::expect_error(ErrorCode::kInternal, [&] { preload::result_from_json(json::array()); });
+    // Counts out of an int's range: 1e30 was converted unchecked (undefined behaviour), 2^32 wrapped.
+    for (const char * bad :
+         {R"({"prompt_tokens":1e30})", R"({"completion_tokens":4294967296})", R"({"total_ms":"1"})"}) {
+        cortex::test::expect_error(ErrorCode::kInternal, [&] { preload::result_from_json(json::parse(bad)); });
+    }
+    EXPECT_EQ(
+        preload::result_from_json(json::parse(R"({"finish_reason":"length","completion_tokens":3})")).completion_tokens,
+        3);
     EXPECT_EQ(preload::error_from_json(json::parse(R"({"code":"busy","message":"m","hint":"h"})")).code(),
               ErrorCode::kBusy);
     const Error e = preload::error_from_json(json::parse(R"({"code":1,"message":[],"hint":{}})"));

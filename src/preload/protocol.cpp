@@ -108,26 +108,32 @@ json result_to_json(const llm::Result & r) {
 }
 
 llm::Result result_from_json(const json & j) {
+    // A field of the wrong type or out of range (nlohmann would convert 1e30 into an int
+    // unchecked, which is undefined behaviour), or no object at all: the daemon broke the protocol.
+    auto malformed = [&] {
+        return Error(ErrorCode::kInternal, "the preload daemon sent a malformed result: " + j.dump(),
+                     "please report this bug");
+    };
+    if (!j.is_object()) throw malformed();
     llm::Result r;
+    std::string finish = "stop";
     try {
-        r.content = j.value("content", "");
-        const std::string finish = j.value("finish_reason", "stop");
-        r.finish_reason = finish == "length"      ? llm::FinishReason::kLength
-                          : finish == "cancelled" ? llm::FinishReason::kCancelled
-                                                  : llm::FinishReason::kStop;
-        r.prompt_tokens = j.value("prompt_tokens", 0);
-        r.cached_tokens = j.value("cached_tokens", 0);
-        r.completion_tokens = j.value("completion_tokens", 0);
-        r.tokens_per_second = j.value("tokens_per_second", 0.0);
-        r.prompt_tokens_per_second = j.value("prompt_tokens_per_second", 0.0);
-        r.time_to_first_token_ms = j.value("time_to_first_token_ms", 0.0);
-        r.total_ms = j.value("total_ms", 0.0);
-        r.load_ms = j.value("load_ms", 0.0);
-    } catch (const json::exception &) {
-        // A field of the wrong type (or no object at all): the daemon broke the protocol.
-        throw Error(ErrorCode::kInternal, "the preload daemon sent a malformed result: " + j.dump(),
-                    "please report this bug");
+        read_field(j, "content", r.content, json::value_t::string);
+        read_field(j, "finish_reason", finish, json::value_t::string);
+        read_field(j, "prompt_tokens", r.prompt_tokens, json::value_t::number_integer);
+        read_field(j, "cached_tokens", r.cached_tokens, json::value_t::number_integer);
+        read_field(j, "completion_tokens", r.completion_tokens, json::value_t::number_integer);
+        read_field(j, "tokens_per_second", r.tokens_per_second, json::value_t::number_float);
+        read_field(j, "prompt_tokens_per_second", r.prompt_tokens_per_second, json::value_t::number_float);
+        read_field(j, "time_to_first_token_ms", r.time_to_first_token_ms, json::value_t::number_float);
+        read_field(j, "total_ms", r.total_ms, json::value_t::number_float);
+        read_field(j, "load_ms", r.load_ms, json::value_t::number_float);
+    } catch (const Error &) {
+        throw malformed();
     }
+    r.finish_reason = finish == "length"      ? llm::FinishReason::kLength
+                      : finish == "cancelled" ? llm::FinishReason::kCancelled
+                                              : llm::FinishReason::kStop;
     return r;
 }
 
