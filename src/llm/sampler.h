@@ -12,6 +12,10 @@ namespace cortex::llm {
 // Throws Error(kInvalidArgument) when a field of `config` is out of range.
 void validate_generation_config(const GenerationConfig & config);
 
+// The first index of the largest of `n` > 0 logits (NaN never wins; 0 when all are NaN): greedy
+// decoding's whole sampling step.
+int argmax(const float * logits, int n);
+
 // Turns a JSON schema into GBNF. Throws Error(kInvalidSchema).
 std::string json_schema_to_gbnf(const std::string & schema);
 
