@@ -147,7 +147,8 @@ std::string content_text(const json & m, size_t i) {
     if (it->is_array()) {
         std::string text;
         for (const auto & part : *it) {
-            if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
+            // A comparison, not value("type", ""): that throws a type_error for {"type": 1}.
+            if (part.is_object() && part.contains("type") && part["type"] == "text" && part.contains("text") &&
                 part["text"].is_string()) {
                 text += part["text"].get<std::string>();
             } else {
