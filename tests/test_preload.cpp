@@ -726,3 +726,57 @@ TEST(PreloadFaults, ClientsThatConnectAndSendNothingBlockNeitherOthersNorStop) {
     }
     EXPECT_FALSE(std::filesystem::exists(d.socket())) << "a clean stop removes its socket";
 }
+
+// Slots fill and empty on the scheduler's thread while `status` (and a stop's drain) read them
+// from others. Under ThreadSanitizer (tests/test_sanitizers.sh) this found a slot's job set and
+// cleared without the lock that the readers hold: a stop could set `cancel` on a freed job.
+TEST(Preload, StatusAndStopWhileRequestsStartAndFinish) {
+    Daemon d(2);
+    constexpr int kWorkers = 3, kEach = 4;
+    std::atomic<int> workers_left{kWorkers};
+    std::vector<std::thread> workers;
+    for (int i = 0; i < kWorkers; ++i) {
+        workers.emplace_back([&, i] {
+            auto c = d.client();
+            for (int k = 0; c && k < kEach; ++k) {
+                EXPECT_GT(c->complete("status while busy " + std::to_string(i * kEach + k), greedy(3)).completion_tokens, 0);
+            }
+            --workers_left;
+        });
+    }
+    auto poller = d.client();
+    ASSERT_NE(poller, nullptr);
+    uint64_t served = 0;
+    int polls = 0;
+    while (workers_left > 0) {
+        const json m = json::parse(poller->status().json)["models"][0];
+        EXPECT_LE(m["active"].get<int>(), 2);
+        const uint64_t now = m["requests_served"].get<uint64_t>();
+        EXPECT_GE(now, served) << "requests_served went back";
+        served = now;
+        ++polls;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (auto & t : workers) t.join();
+    EXPECT_GT(polls, 0);
+    EXPECT_EQ(json::parse(poller->status().json)["models"][0]["requests_served"].get<uint64_t>(), uint64_t{kWorkers * kEach});
+
+    // A stop while a request streams: the drain reads the slot the scheduler is about to empty.
+    std::atomic<bool> streaming{false};
+    std::thread long_request([&] {
+        auto c = d.client();
+        try {
+            c->complete("a long answer", greedy(200), [&](std::string_view) {
+                streaming = true;
+                return true;
+            });
+        } catch (const Error &) {
+            // the stop may end the stream first; what matters is that it ends
+        }
+    });
+    for (int i = 0; i < 1000 && !streaming; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(streaming);
+    poller->shutdown();
+    long_request.join();
+    EXPECT_EQ(d.wait_exit(), 0);
+}

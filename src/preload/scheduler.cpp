@@ -24,7 +24,7 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 struct Scheduler::Slot {
     int id = 0;
     std::vector<llama_token> kv;  // what this slot's sequence holds in the KV cache
-    std::shared_ptr<Job> job;     // null when free
+    std::shared_ptr<Job> job;     // null when free; set and cleared by the loop under mutex_
     std::unique_ptr<llm::Sampler> sampler;
     std::unique_ptr<llm::TextStream> stream;
     size_t prompt_pos = 0;
@@ -213,7 +213,10 @@ bool Scheduler::assign(const std::shared_ptr<Job> & job) {
         best_keep = 0;
     }
     s.kv.resize(best_keep);
-    s.job = job;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);  // stats() and drain() read it from other threads
+        s.job = job;
+    }
     s.stream = std::make_unique<llm::TextStream>(job->config.stop, job->on_text);
     s.prompt_pos = best_keep;
     s.n_keep = static_cast<int>(best_keep);
@@ -248,7 +251,15 @@ void Scheduler::finish(Slot & s, llm::FinishReason reason) {
     }
     s.job->done.set_value(std::move(r));
     if (s.job->on_done) s.job->on_done();
-    s.job.reset();
+    release(s);
+}
+
+void Scheduler::release(Slot & s) {
+    std::shared_ptr<Job> job;  // the Job itself may go only after the lock is released
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        job.swap(s.job);
+    }
     s.sampler.reset();
     s.stream.reset();
     cv_.notify_all();
@@ -284,10 +295,7 @@ void Scheduler::fail(Slot & s, const std::exception_ptr & error) {
     s.kv.clear();
     s.job->done.set_exception(error);
     if (s.job->on_done) s.job->on_done();
-    s.job.reset();
-    s.sampler.reset();
-    s.stream.reset();
-    cv_.notify_all();
+    release(s);
 }
 
 void Scheduler::loop() {

@@ -85,6 +85,9 @@ class Scheduler {
     struct Slot;
     void loop();
     bool assign(const std::shared_ptr<Job> & job);
+    // Empties a slot after its job was answered. A slot's `job` is written only by the loop
+    // thread, and under mutex_, because stats() and drain() read it from other threads.
+    void release(Slot & s);
     void finish(Slot & slot, llm::FinishReason reason);
     void fail(Slot & slot, const std::exception_ptr & error);
     bool model_file_intact();
