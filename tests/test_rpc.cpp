@@ -95,6 +95,16 @@ ModelConfig split_config(const std::vector<std::string> & servers) {
     return c;
 }
 
+const char * const kPrompt = "Install a web server and explain what it does:";
+
+// The greedy answer of the model loaded on this machine alone: what every split must give.
+std::string local_answer(const std::string & path, const std::string & prompt, int max_tokens) {
+    ModelConfig c;
+    c.n_ctx = 512;
+    c.n_threads = 1;
+    return Model::load(path, c)->complete(prompt, greedy(max_tokens)).content;
+}
+
 std::string g_self;  // this test binary, for the child that loses its server
 
 }  // namespace
@@ -177,14 +187,7 @@ TEST(Rpc, WrongPortIsAClearErrorAtLoad) {
 TEST(Rpc, SplitOverTwoServersGeneratesWhatLocalDoes) {
     if (!have_rpc_server()) GTEST_SKIP() << "this llama.cpp build has no ggml-rpc-server";
     const std::string path = cortex::test::model_path("tiny-qwen2");
-    const std::string prompt = "Install a web server and explain what it does:";
-    std::string local;
-    {
-        ModelConfig c;
-        c.n_ctx = 512;
-        c.n_threads = 1;
-        local = Model::load(path, c)->complete(prompt, greedy(48)).content;
-    }
+    const std::string local = local_answer(path, kPrompt, 48);
     RpcServer a, b;
     std::vector<RpcServerProblem> problems;
     std::vector<DeviceInfo> devices = list_devices({a.endpoint(), b.endpoint()}, false, &problems);
@@ -199,11 +202,11 @@ TEST(Rpc, SplitOverTwoServersGeneratesWhatLocalDoes) {
     EXPECT_EQ(rpc_devices, 2);
 
     auto model = Model::load(path, split_config({a.endpoint(), b.endpoint()}));
-    const Result split = model->complete(prompt, greedy(48));
+    const Result split = model->complete(kPrompt, greedy(48));
     EXPECT_EQ(split.content, local);
     EXPECT_EQ(split.completion_tokens, 48);
     // A second request on the same connections (KV cache on the servers) still matches.
-    EXPECT_EQ(model->complete(prompt, greedy(48)).content, local);
+    EXPECT_EQ(model->complete(kPrompt, greedy(48)).content, local);
 }
 
 // The child: loads the split model, says "started" once tokens flow, and generates until its
@@ -270,14 +273,7 @@ TEST(Rpc, ServerKilledMidRequestIsAClearErrorNamingIt) {
 // serves again on the devices left, saying so in its status. `lose` takes server b away.
 void daemon_goes_on_without(const std::function<void(RpcServer &)> & lose) {
     const std::string path = cortex::test::model_path("tiny-qwen2");
-    const std::string prompt = "Install a web server and explain what it does:";
-    std::string local;
-    {
-        ModelConfig c;
-        c.n_ctx = 512;
-        c.n_threads = 1;
-        local = Model::load(path, c)->complete(prompt, greedy(24)).content;
-    }
+    const std::string local = local_answer(path, kPrompt, 24);
     RpcServer a, b;
     cortex::test::TempDir home;
     std::filesystem::create_directories(home.file("models"));
@@ -304,7 +300,7 @@ void daemon_goes_on_without(const std::function<void(RpcServer &)> & lose) {
     ASSERT_TRUE(cortex::test::wait_for_daemon(socket)) << cortex::test::read_file(home.file("daemon.log"));
     auto c = preload::Client::connect(socket);
     ASSERT_NE(c, nullptr);
-    EXPECT_EQ(c->complete(prompt, greedy(24)).content, local) << "split over both servers";
+    EXPECT_EQ(c->complete(kPrompt, greedy(24)).content, local) << "split over both servers";
 
     int pieces = 0;
     const auto t0 = std::chrono::steady_clock::now();
@@ -330,7 +326,7 @@ void daemon_goes_on_without(const std::function<void(RpcServer &)> & lose) {
     const std::string notice = nlohmann::json::parse(s.json).value("notice", "");
     EXPECT_NE(notice.find(b.endpoint()), std::string::npos) << s.json;
     EXPECT_EQ(notice.find(a.endpoint() + ","), std::string::npos) << "only the lost server is left out: " << notice;
-    EXPECT_EQ(again->complete(prompt, greedy(24)).content, local) << "on the server left and this machine";
+    EXPECT_EQ(again->complete(kPrompt, greedy(24)).content, local) << "on the server left and this machine";
     kill(pid, SIGTERM);
     int status = 0;
     waitpid(pid, &status, 0);
