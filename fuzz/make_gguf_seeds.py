@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the small GGUF files of fuzz/corpus/gguf (GGUF v3, as ggml's gguf.cpp reads it)."""
+"""Writes the small GGUF files of fuzz/corpus/gguf (GGUF v3, as ggml's gguf.cpp reads it).
+
+Named without .gguf: the repository's .gitignore keeps *.gguf (models) out of git."""
 import os
 import struct
 import sys
@@ -34,12 +36,12 @@ meta = [kv("general.architecture", STRING, "llama"), kv("general.name", STRING, 
         kv("tokenizer.chat_template", STRING, "{% for m in messages %}{{ m.content }}{% endfor %}")]
 tensors = [("token_embd.weight", 8), ("output.weight", 4)]
 seeds = {
-    "model.gguf": gguf(meta, tensors),
-    "truncated.gguf": gguf(meta, tensors, data=False),
-    "no_architecture.gguf": gguf(meta[1:], tensors),
-    "vocab_only.gguf": gguf(meta, []),
-    "int_context.gguf": gguf(meta[:3] + [kv("llama.context_length", I32, -1)], tensors[:1]),
-    "zip.gguf": b"PK\x03\x04" + b"\0" * 26,
+    "model": gguf(meta, tensors),
+    "truncated": gguf(meta, tensors, data=False),
+    "no_architecture": gguf(meta[1:], tensors),
+    "vocab_only": gguf(meta, []),
+    "int_context": gguf(meta[:3] + [kv("llama.context_length", I32, -1)], tensors[:1]),
+    "zip": b"PK\x03\x04" + b"\0" * 26,
 }
 out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "gguf")
 os.makedirs(out_dir, exist_ok=True)
