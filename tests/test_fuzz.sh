@@ -19,6 +19,9 @@ for tool in clang clang++; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found (Debian: apt-get install clang libclang-rt-dev)" >&2; exit 1; }
 done
 
+# UBSan's reports without a stack trace name only the header line (nlohmann's conversions).
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+
 t0=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
     CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DCORTEX_BUILD_FUZZERS=ON >/dev/null
