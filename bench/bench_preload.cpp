@@ -99,8 +99,10 @@ struct ServerRun {
 
 // llama-server of the same build with 4 slots and continuous batching, the same model and
 // settings: time until /health answers 200, and the aggregate generation of 4 concurrent
-// /completion requests of n_gen tokens (ignore_eos, greedy), as our 4 clients do.
-ServerRun run_llama_server(const std::string & server_bin, const std::string & model, int threads, int ngl, int n_gen) {
+// /completion requests of n_gen tokens (ignore_eos, greedy), as our 4 clients do; with
+// `backend_sampling`, llama-server picks those tokens inside the graph, as the daemon does.
+ServerRun run_llama_server(const std::string & server_bin, const std::string & model, int threads, int ngl, int n_gen,
+                           bool backend_sampling) {
     ServerRun run;
     const std::string port = std::to_string(20000 + getpid() % 20000);
     const std::string base = "http://127.0.0.1:" + port;
@@ -122,7 +124,7 @@ ServerRun run_llama_server(const std::string & server_bin, const std::string & m
     for (int i = 0; i < 4; ++i) {
         workers.emplace_back([&, i] {
             nlohmann::json req = {{"prompt", "Story " + std::to_string(i) + ":"}, {"n_predict", n_gen}, {"ignore_eos", true},
-                                  {"temperature", 0}, {"cache_prompt", false}};
+                                  {"temperature", 0}, {"cache_prompt", false}, {"backend_sampling", backend_sampling}};
             std::string out;
             if (http_post(base + "/completion", req.dump(), &out) == 200) {
                 auto j = nlohmann::json::parse(out, nullptr, false);
@@ -311,12 +313,13 @@ int main(int argc, char ** argv) {
     nlohmann::json status = nlohmann::json::parse(client->status().json);
     const double daemon_anon_mb = rss_anon_mb(daemon);
     // 5. The same 4-client generation against llama-server (after our daemon's numbers are in).
-    ServerRun server;
+    ServerRun server, server_bs;
     if (!server_bin.empty()) {
         client->shutdown();
         wait_for(daemon);
         daemon = -1;
-        server = run_llama_server(server_bin, model, threads, ngl, n_gen);
+        server = run_llama_server(server_bin, model, threads, ngl, n_gen, false);
+        server_bs = run_llama_server(server_bin, model, threads, ngl, n_gen, true);
     }
     const double rss_mb = status.value("resident_bytes", 0.0) / 1e6;
     if (daemon > 0) {
@@ -325,7 +328,8 @@ int main(int argc, char ** argv) {
     }
     std::filesystem::remove_all(home);
 
-    printf("model: %s, %d threads, gpu layers %d\n", model.c_str(), threads, ngl);
+    printf("model: %s, %d threads, gpu layers %d, daemon's greedy sampling %s\n", model.c_str(), threads, ngl,
+           status["models"][0].value("device_sampling", false) ? "in llama.cpp's graph" : "on the CPU");
     printf("daemon ready after %.0f ms (spawn to first answer)\n", daemon_ready_ms);
     printf("1-token completion, cached prompt: in-process p50 %.2f ms p99 %.2f ms | daemon p50 %.2f ms p99 %.2f ms | added p50 %.2f ms p99 %.2f ms\n",
            p50_local, p99_local, p50_daemon, p99_daemon, p50_daemon - p50_local, p99_daemon - p99_local);
@@ -344,6 +348,8 @@ int main(int argc, char ** argv) {
     if (!server_bin.empty()) {
         printf("llama-server, 4 slots: ready after %.0f ms | 4 concurrent requests %.1f tokens/s aggregate | ratio (daemon / llama-server) %.3f\n",
                server.ready_ms, server.tokens_per_second, server.tokens_per_second > 0 ? ours_tg / server.tokens_per_second : 0.0);
+        printf("  with backend_sampling (greedy tokens picked in its graph): %.1f tokens/s aggregate | ratio (daemon / llama-server) %.3f\n",
+               server_bs.tokens_per_second, server_bs.tokens_per_second > 0 ? ours_tg / server_bs.tokens_per_second : 0.0);
         printf("anonymous resident memory (model file pages excluded): daemon %.1f MB | llama-server %.1f MB | daemon beyond llama-server %+.1f MB\n",
                daemon_anon_mb, server.rss_anon_mb, daemon_anon_mb - server.rss_anon_mb);
     }

@@ -200,6 +200,60 @@ TEST(Preload, EightConcurrentClientsGetTheInProcessGreedyOutput) {
     }
 }
 
+// Greedy requests take their token from llama.cpp's sampler inside the graph; others (here
+// sampled, and greedy past end-of-generation, which bans tokens) give the slot back to Cortex's
+// sampler. Slots switch both ways between rounds, and every greedy answer stays the in-process one.
+TEST(Preload, GreedyAndSampledRequestsTakingTurnsOnTheSameSlotsKeepTheInProcessOutput) {
+    Daemon d(2);
+    llm::ModelConfig mc;
+    mc.n_ctx = 1024;
+    mc.n_threads = 1;
+    auto local = llm::Model::load(d.home().file("models/tiny.gguf"), mc);
+    llm::GenerationConfig past_eos = greedy(16);
+    past_eos.ignore_eos = true;
+    llm::GenerationConfig sampled;
+    sampled.max_tokens = 16;
+    sampled.temperature = 0.9f;
+    sampled.seed = 7;
+    const std::vector<std::string> prompts = {"apt install nginx and", "configure the firewall for", "a python dev box needs"};
+    std::vector<std::string> expected, expected_past_eos;
+    for (const auto & p : prompts) {
+        expected.push_back(local->complete(p, greedy(16)).content);
+        expected_past_eos.push_back(local->complete(p, past_eos).content);
+    }
+    for (int round = 0; round < 3; ++round) {
+        std::vector<llm::Result> got(prompts.size()), other(prompts.size());
+        std::vector<std::thread> threads;
+        for (size_t i = 0; i < prompts.size(); ++i) {
+            threads.emplace_back([&, i] {
+                auto c = d.client();
+                got[i] = c->complete(prompts[i], greedy(16));
+                other[i] = c->complete(prompts[i], round == 1 ? past_eos : sampled);
+            });
+        }
+        for (auto & t : threads) t.join();
+        for (size_t i = 0; i < prompts.size(); ++i) {
+            EXPECT_EQ(got[i].content, expected[i]) << "round " << round << ", prompt " << i;
+            if (round == 1) {
+                EXPECT_EQ(other[i].content, expected_past_eos[i]) << "prompt " << i;
+                EXPECT_EQ(other[i].completion_tokens, 16) << i;
+            } else {
+                EXPECT_GT(other[i].completion_tokens, 0) << i;
+            }
+        }
+    }
+    EXPECT_TRUE(json::parse(d.client()->status().json)["models"][0].value("device_sampling", false));
+
+    // The switch for a llama.cpp whose graph sampling misbehaves: the same answers, from the CPU.
+    setenv("CORTEX_DEVICE_SAMPLING", "0", 1);
+    Daemon cpu(2);
+    unsetenv("CORTEX_DEVICE_SAMPLING");
+    auto c = cpu.client();
+    EXPECT_FALSE(json::parse(c->status().json)["models"][0].value("device_sampling", true));
+    EXPECT_EQ(c->complete(prompts[0], greedy(16)).content, expected[0]);
+    EXPECT_EQ(c->complete(prompts[1], past_eos).content, expected_past_eos[1]);
+}
+
 TEST(Preload, PromptCacheReusesTheLongestPrefix) {
     Daemon d(2);
     auto c = d.client();
