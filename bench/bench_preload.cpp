@@ -263,7 +263,10 @@ int main(int argc, char ** argv) {
     std::vector<llm::Result> results(4);
     std::vector<std::thread> workers;
     llm::GenerationConfig gen = greedy(n_gen);
-    gen.ignore_eos = true;
+    // BENCH_IGNORE_EOS=0: plain greedy requests (they may end early at an end-of-generation token;
+    // the count is of the tokens generated either way).
+    const char * ignore_eos = getenv("BENCH_IGNORE_EOS");
+    gen.ignore_eos = !(ignore_eos && std::string(ignore_eos) == "0");
     // Two counts: end to end (wall time from the four calls to the last answer: connection,
     // prompts, ramp-up included) and the generation phase as llama-batched-bench counts its S_TG
     // (tokens after the first of each stream, over the time from the first stream's first token
