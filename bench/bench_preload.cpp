@@ -12,7 +12,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,14 +39,14 @@ double percentile(std::vector<double> v, double p) {
     return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
 }
 
-pid_t spawn(const std::vector<std::string> & args, const std::string & out = "/dev/null") {
+pid_t spawn(const std::vector<std::string> & args, const std::string & out = "/dev/null", const std::string & err = "/dev/null") {
     std::vector<char *> argv;
     for (auto & a : args) argv.push_back(const_cast<char *>(a.c_str()));
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     pid_t pid = -1;
     posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -91,10 +94,46 @@ double rss_anon_mb(pid_t pid) {
     return kb / 1024.0;
 }
 
+// The host-memory buffers that llama.cpp reports in its log ("CPU_REPACK model buffer size =
+// 28.05 MiB"), in MiB, the last report of each: the weights it keeps in anonymous memory
+// (repacked for the CPU; the mapped file's pages are not anonymous), the KV cache, compute and
+// output buffers. Device buffers (CUDA0, ...) and the file mapping (CPU_Mapped) are left out.
+struct HostBuffers {
+    double model = 0, kv = 0, compute = 0, output = 0;
+    double total() const { return model + kv + compute + output; }
+};
+
+HostBuffers host_buffers_in_log(const std::string & path) {
+    std::map<std::string, double> last;  // "name kind" -> MiB
+    std::ifstream in(path);
+    static const std::regex report(R"((\S+)\s+(model|KV|compute|output) buffer size =\s*([0-9.]+) MiB)");
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (!std::regex_search(line, m, report)) continue;
+        const std::string name = m[1];
+        const bool host = (name.rfind("CPU", 0) == 0 && name != "CPU_Mapped") || name.find("_Host") != std::string::npos;
+        if (host) last[name + " " + m[2].str()] = std::stod(m[3]);
+    }
+    HostBuffers b;
+    for (const auto & [key, mib] : last) {
+        const std::string kind = key.substr(key.find(' ') + 1);
+        (kind == "model" ? b.model : kind == "KV" ? b.kv : kind == "compute" ? b.compute : b.output) += mib;
+    }
+    return b;
+}
+
+// "X MB = llama.cpp's host buffers (model, KV, compute, output) + the rest"
+void print_memory(const char * who, double anon_mb, const HostBuffers & b) {
+    printf("  %s: %.1f MB = llama.cpp host buffers %.1f (model %.1f, KV %.1f, compute %.1f, output %.1f) + %.1f other | beyond model and KV "
+           "%.1f MB\n",
+           who, anon_mb, b.total(), b.model, b.kv, b.compute, b.output, anon_mb - b.total(), anon_mb - b.model - b.kv);
+}
+
 struct ServerRun {
     double ready_ms = 0;
     double tokens_per_second = 0;
     double rss_anon_mb = 0;  // after its 4 requests, like the daemon's figure
+    HostBuffers buffers;
 };
 
 // llama-server of the same build with 4 slots and continuous batching, the same model and
@@ -102,13 +141,14 @@ struct ServerRun {
 // /completion requests of n_gen tokens (ignore_eos, greedy), as our 4 clients do; with
 // `backend_sampling`, llama-server picks those tokens inside the graph, as the daemon does.
 ServerRun run_llama_server(const std::string & server_bin, const std::string & model, int threads, int ngl, int n_gen,
-                           bool backend_sampling) {
+                           bool backend_sampling, const std::string & log) {
     ServerRun run;
     const std::string port = std::to_string(20000 + getpid() % 20000);
     const std::string base = "http://127.0.0.1:" + port;
     const auto t0 = Clock::now();
     pid_t pid = spawn({server_bin, "-m", model, "-np", "4", "-c", "8192", "-b", "2048", "-ub", "512", "-t", std::to_string(threads),
-                       "-ngl", std::to_string(ngl), "--host", "127.0.0.1", "--port", port});
+                       "-ngl", std::to_string(ngl), "--host", "127.0.0.1", "--port", port},
+                      "/dev/null", log);
     while (http_post(base + "/health", "", nullptr) != 200) {
         if (ms_since(t0) > 180000) {
             kill(pid, SIGKILL);
@@ -140,6 +180,7 @@ ServerRun run_llama_server(const std::string & server_bin, const std::string & m
     run.rss_anon_mb = rss_anon_mb(pid);
     kill(pid, SIGTERM);
     wait_for(pid);
+    run.buffers = host_buffers_in_log(log);
     return run;
 }
 
@@ -185,7 +226,11 @@ int main(int argc, char ** argv) {
     unsetenv("CORTEX_PRELOAD");
 
     const auto t_start = Clock::now();
-    pid_t daemon = spawn({daemon_bin, "run", "--model", model, "--parallel", "4", "--socket", socket});
+    // llama.cpp's report of its buffers goes to the daemon's log (memory, below).
+    const std::string daemon_log = home + "/daemon.log";
+    setenv("CORTEX_LOG_LEVEL", "info", 1);
+    pid_t daemon = spawn({daemon_bin, "run", "--model", model, "--parallel", "4", "--socket", socket}, "/dev/null", daemon_log);
+    unsetenv("CORTEX_LOG_LEVEL");
     std::unique_ptr<preload::Client> client;
     while (!(client = preload::Client::connect(socket))) {
         if (ms_since(t_start) > 120000) {
@@ -313,26 +358,24 @@ int main(int argc, char ** argv) {
         if (f) fclose(f);
     }
 
-    nlohmann::json status = nlohmann::json::parse(client->status().json);
     const double daemon_anon_mb = rss_anon_mb(daemon);
+    const HostBuffers daemon_buffers = host_buffers_in_log(daemon_log);
     // 5. The same 4-client generation against llama-server (after our daemon's numbers are in).
     ServerRun server, server_bs;
     if (!server_bin.empty()) {
         client->shutdown();
         wait_for(daemon);
         daemon = -1;
-        server = run_llama_server(server_bin, model, threads, ngl, n_gen, false);
-        server_bs = run_llama_server(server_bin, model, threads, ngl, n_gen, true);
+        server = run_llama_server(server_bin, model, threads, ngl, n_gen, false, home + "/server.log");
+        server_bs = run_llama_server(server_bin, model, threads, ngl, n_gen, true, home + "/server-bs.log");
     }
-    const double rss_mb = status.value("resident_bytes", 0.0) / 1e6;
     if (daemon > 0) {
         client->shutdown();
         wait_for(daemon);
     }
     std::filesystem::remove_all(home);
 
-    printf("model: %s, %d threads, gpu layers %d, daemon's greedy sampling %s\n", model.c_str(), threads, ngl,
-           status["models"][0].value("device_sampling", false) ? "in llama.cpp's graph" : "on the CPU");
+    printf("model: %s, %d threads, gpu layers %d\n", model.c_str(), threads, ngl);
     printf("daemon ready after %.0f ms (spawn to first answer)\n", daemon_ready_ms);
     printf("1-token completion, cached prompt: in-process p50 %.2f ms p99 %.2f ms | daemon p50 %.2f ms p99 %.2f ms | added p50 %.2f ms p99 %.2f ms\n",
            p50_local, p99_local, p50_daemon, p99_daemon, p50_daemon - p50_local, p99_daemon - p99_local);
@@ -353,12 +396,13 @@ int main(int argc, char ** argv) {
                server.ready_ms, server.tokens_per_second, server.tokens_per_second > 0 ? ours_tg / server.tokens_per_second : 0.0);
         printf("  with backend_sampling (greedy tokens picked in its graph): %.1f tokens/s aggregate | ratio (daemon / llama-server) %.3f\n",
                server_bs.tokens_per_second, server_bs.tokens_per_second > 0 ? ours_tg / server_bs.tokens_per_second : 0.0);
-        printf("anonymous resident memory (model file pages excluded): daemon %.1f MB | llama-server %.1f MB | daemon beyond llama-server %+.1f MB\n",
-               daemon_anon_mb, server.rss_anon_mb, daemon_anon_mb - server.rss_anon_mb);
     }
-    const double model_mb = std::filesystem::file_size(model) / 1e6;
-    const double kv_mb = status["models"][0].value("kv_cache_bytes", 0.0) / 1e6;
-    printf("daemon resident memory: %.1f MB = model %.1f MB + KV cache %.1f MB + %.1f MB beyond\n", rss_mb, model_mb, kv_mb,
-           rss_mb - model_mb - kv_mb);
+    // Resident memory that is not the mapped model file's pages, after the same 4-client load.
+    printf("anonymous resident memory (MiB; the mapped model file's pages are not anonymous):\n");
+    print_memory("daemon", daemon_anon_mb, daemon_buffers);
+    if (!server_bin.empty()) {
+        print_memory("llama-server", server.rss_anon_mb, server.buffers);
+        printf("  daemon beyond llama-server %+.1f MB\n", daemon_anon_mb - server.rss_anon_mb);
+    }
     return 0;
 }

@@ -22,9 +22,15 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# The npm clients, installed from package-lock.json only when missing or stale.
-if [ ! -f "$node_dir/node_modules/.package-lock.json" ] || ! cmp -s <(sed -n '/"packages"/,$p' "$node_dir/package-lock.json" | grep -v '"": {' ) \
-    <(sed -n '/"packages"/,$p' "$node_dir/node_modules/.package-lock.json" | grep -v '"": {') 2>/dev/null; then
+# The npm clients, installed from package-lock.json only when missing or stale: npm's record of
+# what it installed lists the same packages as the lock file, less the project's own entry.
+installed_as_locked() {
+    node -e 'const [lock, installed] = process.argv.slice(1).map(f => require(require("path").resolve(f)).packages);
+             delete lock[""]; delete installed[""];
+             process.exit(JSON.stringify(lock) === JSON.stringify(installed) ? 0 : 1);' \
+        "$node_dir/package-lock.json" "$node_dir/node_modules/.package-lock.json" 2>/dev/null
+}
+if ! installed_as_locked; then
     (cd "$node_dir" && npm ci --prefer-offline --no-audit --no-fund >/dev/null) ||
         { echo "error: npm ci failed in $node_dir"; echo "hint: run it there by hand (it needs the npm registry once)"; exit 1; }
 fi

@@ -13,7 +13,8 @@
 # generation and the daemon; under TSan the daemon's and the library's concurrency tests.
 # CORTEX_TEST_FULL=1: every target, and every unit, model and e2e test in both trees.
 # CORTEX_SANITIZERS: the trees, "asan tsan" by default. CORTEX_SANITIZE_JOBS: build and test
-# parallelism (default: the number of CPUs).
+# parallelism (default: the number of CPUs). CORTEX_SANITIZE_TESTS: a ctest -R expression that
+# replaces the mode's tests (with CORTEX_TEST_FULL=1, to run a few again after a full run).
 set -uo pipefail
 if [ $# -lt 3 ]; then
     echo "usage: $0 SOURCE_DIR LLAMA_PREFIX WORK_DIR [MAIN_BUILD_DIR]" >&2
@@ -136,7 +137,7 @@ run_kind() {
     esac
     if [ "$full" = 1 ]; then
         targets=(all)
-        tests='.'
+        tests="${CORTEX_SANITIZE_TESTS:-.}"
     fi
 
     # Configured once and kept: a second run rebuilds only what changed.

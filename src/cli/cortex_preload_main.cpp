@@ -327,12 +327,11 @@ int cmd_status(const Options & o) {
     if (j.contains("notice")) printf("notice: %s\n", j.value("notice", "").c_str());
     for (const auto & m : j["models"]) {
         printf("model %s: %s (%s)\n  n_ctx %d per slot, %d slots (%d active, %d queued), GPU layers %d, KV cache %.1f MB\n"
-               "  %llu requests, %llu tokens, recent %.1f tokens/s, greedy tokens picked %s\n",
+               "  %llu requests, %llu tokens, recent %.1f tokens/s\n",
                m.value("name", "").c_str(), m.value("path", "").c_str(), m.value("description", "").c_str(), m.value("n_ctx", 0),
                m.value("slots", 0), m.value("active", 0), m.value("queued", 0), m.value("n_gpu_layers", 0),
                m.value("kv_cache_bytes", 0.0) / 1e6, static_cast<unsigned long long>(m.value("requests_served", 0ull)),
-               static_cast<unsigned long long>(m.value("tokens_generated", 0ull)), m.value("recent_tokens_per_second", 0.0),
-               m.value("device_sampling", false) ? "in llama.cpp's graph" : "on the CPU");
+               static_cast<unsigned long long>(m.value("tokens_generated", 0ull)), m.value("recent_tokens_per_second", 0.0));
     }
     return 0;
 }

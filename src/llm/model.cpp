@@ -184,6 +184,11 @@ llama_context_ptr create_context(llama_model * model, const ModelConfig & config
     cparams.n_batch = static_cast<uint32_t>(config.n_batch);
     cparams.n_ubatch = static_cast<uint32_t>(std::min(config.n_batch, 512));
     cparams.n_seq_max = static_cast<uint32_t>(n_seq_max);
+    // Cortex asks for the logits of one token per sequence and batch (a prompt's last, or the one
+    // just generated). libllama otherwise plans its compute buffer for a whole ubatch of logits:
+    // 512 x vocabulary floats, 311 MB for a 152k vocabulary, touched by every long prompt.
+    // A batch with more outputs would be refused by an assertion, so every caller keeps to it.
+    cparams.n_outputs_max = static_cast<uint32_t>(n_seq_max);
     const int threads = config.n_threads > 0 ? config.n_threads : std::max(1, common_cpu_get_num_physical_cores());
     cparams.n_threads = threads;
     cparams.n_threads_batch = threads;

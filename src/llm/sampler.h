@@ -29,10 +29,6 @@ class Sampler {
     llama_token sample(llama_context * ctx, int idx);
     // Records `token` as generated (grammar state, repeat penalty window).
     void accept(llama_token token);
-    // True when sampling is an argmax over the logits (greedy, no grammar or penalties; with
-    // ignore_eos the end-of-generation tokens banned first), which llama.cpp can do on the device
-    // that computes the logits.
-    bool argmax_only() const { return greedy_fast_path_ && !grammar_; }
 
   private:
     void fill_candidates(const float * logits);

@@ -3,9 +3,6 @@
 #include "scheduler.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <limits>
 
 #include "llm/chat_template.h"
 #include "llm/model_file_watch.h"
@@ -34,9 +31,6 @@ struct Scheduler::Slot {
     bool has_pending = false;  // a sampled token that the next batch evaluates
     llama_token pending = 0;
     int output = -1;           // index of this slot's logits in the current batch
-    // What llama.cpp samples this slot with, inside its graph: kOff (the slot's Sampler does),
-    // kGreedy, or kGreedyPastEnd (end-of-generation tokens banned first, for ignore_eos).
-    enum class DeviceSampler { kOff, kGreedy, kGreedyPastEnd } device_sampler = DeviceSampler::kOff;
     bool stopped = false;
     int n_keep = 0;
     int completion = 0;
@@ -62,12 +56,6 @@ Scheduler::Scheduler(const std::string & path, const llm::ModelConfig & config, 
         slots_.push_back(std::make_unique<Slot>());
         slots_.back()->id = i;
     }
-    // A greedy step then copies one token per slot back to the host instead of the logits (600 KB
-    // for a 152k vocabulary) and needs no argmax on the CPU while the GPU waits for the next batch.
-    const char * device_sampling = std::getenv("CORTEX_DEVICE_SAMPLING");
-    device_sampling_ = !(device_sampling && std::strcmp(device_sampling, "0") == 0);
-    device_samplers_.resize(n_slots);
-    for (llama_token t : eog_) ban_eog_.push_back({t, -std::numeric_limits<float>::infinity()});
     load_ms_ = ms_between(t0, Clock::now());
     thread_ = std::thread([this] { loop(); });
 }
@@ -132,7 +120,6 @@ SchedulerStats Scheduler::stats() const {
     s.tokens_generated = generated_;
     s.recent_tokens_per_second = recent_tps_;
     s.kv_cells_used = kv_cells_used_;
-    s.device_sampling = device_sampling_;
     const uint64_t head_dim = llama_model_n_embd(model_.get()) / std::max(1, llama_model_n_head(model_.get()));
     s.kv_cache_bytes = static_cast<uint64_t>(llama_n_ctx(ctx_.get())) * llama_model_n_layer(model_.get()) * 2 * head_dim *
                        llama_model_n_head_kv(model_.get()) * 2;  // K and V, f16
@@ -199,7 +186,6 @@ bool Scheduler::assign(const std::shared_ptr<Job> & job) {
         // Checked in Model's order, so that a request with several faults fails with the same
         // error in-process and here.
         s.sampler = std::make_unique<llm::Sampler>(model_.get(), job->config, eog_);
-        choose_device_sampler(s, job->config);
         const int n_prompt = static_cast<int>(job->prompt.size());
         if (n_prompt == 0) throw Error(ErrorCode::kInvalidArgument, "the prompt is empty", "pass some text to complete");
         if (n_prompt >= n_ctx_slot_) {
@@ -301,33 +287,6 @@ bool Scheduler::model_file_intact() {
         queue_.clear();
         return false;
     }
-}
-
-void Scheduler::choose_device_sampler(Slot & s, const llm::GenerationConfig & config) {
-    using DeviceSampler = Slot::DeviceSampler;
-    DeviceSampler want = DeviceSampler::kOff;
-    if (device_sampling_ && s.sampler->argmax_only()) want = config.ignore_eos ? DeviceSampler::kGreedyPastEnd : DeviceSampler::kGreedy;
-    // Each change makes libllama plan its graphs again at the next decode, so a slot keeps its
-    // sampler until a request needs another.
-    if (want == s.device_sampler) return;
-    // libllama sets a chain up for its graph once, so every change takes a new one.
-    llama_sampler_ptr chain;
-    if (want != DeviceSampler::kOff) {
-        chain.reset(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-        if (want == DeviceSampler::kGreedyPastEnd && !ban_eog_.empty()) {
-            llama_sampler_chain_add(chain.get(), llama_sampler_init_logit_bias(llama_vocab_n_tokens(vocab_),
-                                                                               static_cast<int32_t>(ban_eog_.size()), ban_eog_.data()));
-        }
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
-    }
-    if (!llama_set_sampler(ctx_.get(), s.id, chain.get()) && chain) {
-        // Not offered for this model's layout (e.g. a tensor split): the CPU samples from now on.
-        device_sampling_ = false;
-        chain.reset();
-        want = DeviceSampler::kOff;
-    }
-    device_samplers_[s.id] = std::move(chain);  // the one it replaces is no longer libllama's
-    s.device_sampler = want;
 }
 
 void Scheduler::fail(Slot & s, const std::exception_ptr & error) {
@@ -437,15 +396,7 @@ void Scheduler::loop() {
             if (s.completion == 0) s.t_prompt_done = now;
             llama_token token;
             try {
-                if (s.device_sampler != Slot::DeviceSampler::kOff) {
-                    token = llama_get_sampled_token_ith(ctx_.get(), s.output);
-                    if (token == LLAMA_TOKEN_NULL) {
-                        throw Error(ErrorCode::kDecodeFailed, "llama.cpp returned no token for a greedy request it was to sample",
-                                    "retry; if it persists, start the daemon with CORTEX_DEVICE_SAMPLING=0");
-                    }
-                } else {
-                    token = s.sampler->sample(ctx_.get(), s.output);
-                }
+                token = s.sampler->sample(ctx_.get(), s.output);
             } catch (...) {
                 fail(s, std::current_exception());
                 continue;

@@ -46,7 +46,6 @@ struct SchedulerStats {
     double recent_tokens_per_second = 0;  // aggregate, over the last completed requests
     uint64_t kv_cache_bytes = 0;
     uint64_t kv_cells_used = 0;  // cells holding tokens, the slots' prompt caches included
-    bool device_sampling = false;  // greedy tokens are picked by llama.cpp inside its graph
 };
 
 class Scheduler {
@@ -92,18 +91,10 @@ class Scheduler {
     void finish(Slot & slot, llm::FinishReason reason);
     void fail(Slot & slot, const std::exception_ptr & error);
     bool model_file_intact();
-    // Lets llama.cpp pick the greedy tokens of the slot's job on the device that computes the
-    // logits when its Sampler allows, or gives the choice back to the Sampler.
-    void choose_device_sampler(Slot & slot, const llm::GenerationConfig & config);
 
     std::string path_;
     llm::ModelConfig config_;
     llama_model_ptr model_;
-    // The greedy sampler chain that ctx_ runs inside its graph for each slot given to it (null for
-    // the others); libllama keeps pointers to them, so they go after ctx_.
-    std::vector<llama_sampler_ptr> device_samplers_;
-    std::vector<llama_logit_bias> ban_eog_;  // for a chain that keeps generating past the end
-    std::atomic<bool> device_sampling_{true};  // off by CORTEX_DEVICE_SAMPLING=0, or once llama.cpp refused it
     llama_context_ptr ctx_;
     const llama_vocab * vocab_ = nullptr;
     std::unique_ptr<llm::ChatTemplate> chat_template_;

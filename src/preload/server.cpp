@@ -300,7 +300,6 @@ void Server::serve_client(int fd) {
                                     {"requests_served", s.requests_served},
                                     {"tokens_generated", s.tokens_generated},
                                     {"recent_tokens_per_second", s.recent_tokens_per_second},
-                                    {"device_sampling", s.device_sampling},
                                     {"architecture", info.architecture},
                                     {"n_ctx_slot", info.n_ctx},
                                     {"n_ctx_train", info.n_ctx_train},
