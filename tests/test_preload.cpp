@@ -87,6 +87,13 @@ class Daemon {
         return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     }
     std::unique_ptr<preload::Client> client() { return preload::Client::connect(socket_); }
+    // The daemon's model loaded in this process with the daemon's settings: the reference answers.
+    std::shared_ptr<llm::Model> in_process_model() const {
+        llm::ModelConfig mc;
+        mc.n_ctx = 1024;
+        mc.n_threads = 1;
+        return llm::Model::load(home_.file("models/tiny.gguf"), mc);
+    }
     const std::string & socket() const { return socket_; }
     const TempDir & home() const { return home_; }
     pid_t pid() const { return pid_; }
@@ -177,10 +184,7 @@ TEST(Preload, TellsSystemdWhenReady) {
 
 TEST(Preload, EightConcurrentClientsGetTheInProcessGreedyOutput) {
     Daemon d(4);
-    llm::ModelConfig mc;
-    mc.n_ctx = 1024;
-    mc.n_threads = 1;
-    auto local = llm::Model::load(d.home().file("models/tiny.gguf"), mc);
+    auto local = d.in_process_model();
     std::vector<std::string> prompts;
     for (int i = 0; i < 8; ++i) prompts.push_back("request " + std::to_string(i) + ": install package number " + std::to_string(i * 7));
     std::vector<std::string> expected;
@@ -205,10 +209,7 @@ TEST(Preload, EightConcurrentClientsGetTheInProcessGreedyOutput) {
 // stays the in-process one.
 TEST(Preload, GreedyAndSampledRequestsTakingTurnsOnTheSameSlotsKeepTheInProcessOutput) {
     Daemon d(2);
-    llm::ModelConfig mc;
-    mc.n_ctx = 1024;
-    mc.n_threads = 1;
-    auto local = llm::Model::load(d.home().file("models/tiny.gguf"), mc);
+    auto local = d.in_process_model();
     llm::GenerationConfig past_eos = greedy(16);
     past_eos.ignore_eos = true;
     llm::GenerationConfig sampled;
