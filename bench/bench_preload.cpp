@@ -104,7 +104,7 @@ struct HostBuffers {
 };
 
 HostBuffers host_buffers_in_log(const std::string & path) {
-    std::map<std::string, double> last;  // "name kind" -> MiB
+    std::map<std::pair<std::string, std::string>, double> last;  // (buffer, kind) -> MiB
     std::ifstream in(path);
     static const std::regex report(R"((\S+)\s+(model|KV|compute|output) buffer size =\s*([0-9.]+) MiB)");
     for (std::string line; std::getline(in, line);) {
@@ -112,11 +112,11 @@ HostBuffers host_buffers_in_log(const std::string & path) {
         if (!std::regex_search(line, m, report)) continue;
         const std::string name = m[1];
         const bool host = (name.rfind("CPU", 0) == 0 && name != "CPU_Mapped") || name.find("_Host") != std::string::npos;
-        if (host) last[name + " " + m[2].str()] = std::stod(m[3]);
+        if (host) last[{name, m[2].str()}] = std::stod(m[3]);
     }
     HostBuffers b;
     for (const auto & [key, mib] : last) {
-        const std::string kind = key.substr(key.find(' ') + 1);
+        const std::string & kind = key.second;
         (kind == "model" ? b.model : kind == "KV" ? b.kv : kind == "compute" ? b.compute : b.output) += mib;
     }
     return b;
@@ -138,16 +138,16 @@ struct ServerRun {
 // llama-server of the same build with 4 slots and continuous batching, the same model and
 // settings: time until /health answers 200, and the aggregate generation of 4 concurrent
 // /completion requests of n_gen tokens (ignore_eos, greedy), as our 4 clients do; with
-// `backend_sampling`, llama-server picks those tokens inside the graph, as the daemon does.
+// `backend_sampling`, llama-server picks those tokens inside its graph (the daemon does not:
+// docs/PERFORMANCE.md).
 ServerRun run_llama_server(const std::string & server_bin, const std::string & model, int threads, int ngl, int n_gen,
-                           bool backend_sampling, const std::string & log) {
+                           bool backend_sampling) {
     ServerRun run;
     const std::string port = std::to_string(20000 + getpid() % 20000);
     const std::string base = "http://127.0.0.1:" + port;
     const auto t0 = Clock::now();
     pid_t pid = spawn({server_bin, "-m", model, "-np", "4", "-c", "8192", "-b", "2048", "-ub", "512", "-t", std::to_string(threads),
-                       "-ngl", std::to_string(ngl), "--host", "127.0.0.1", "--port", port},
-                      "/dev/null", log);
+                       "-ngl", std::to_string(ngl), "--host", "127.0.0.1", "--port", port});
     while (http_post(base + "/health", "", nullptr) != 200) {
         if (ms_since(t0) > 180000) {
             kill(pid, SIGKILL);
@@ -179,7 +179,6 @@ ServerRun run_llama_server(const std::string & server_bin, const std::string & m
     run.rss_anon_mb = rss_anon_mb(pid);
     kill(pid, SIGTERM);
     wait_for(pid);
-
     return run;
 }
 
@@ -365,8 +364,8 @@ int main(int argc, char ** argv) {
         client->shutdown();
         wait_for(daemon);
         daemon = -1;
-        server = run_llama_server(server_bin, model, threads, ngl, n_gen, false, home + "/server.log");
-        server_bs = run_llama_server(server_bin, model, threads, ngl, n_gen, true, home + "/server-bs.log");
+        server = run_llama_server(server_bin, model, threads, ngl, n_gen, false);
+        server_bs = run_llama_server(server_bin, model, threads, ngl, n_gen, true);
     }
     if (daemon > 0) {
         client->shutdown();
