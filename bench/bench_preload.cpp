@@ -1,7 +1,7 @@
 // cortex-bench-preload: what the preload daemon buys, each figure against its baseline in the
 // same run: request overhead vs an in-process call, one-shot start-up vs loading in-process,
 // time to first token with a cached system prompt vs uncached, and aggregate generation with 4
-// clients vs llama-batched-bench at 4 sequences.
+// clients vs llama-batched-bench at 4 sequences, and resident memory vs a bare libllama process.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -21,9 +21,12 @@
 #include <vector>
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include "cortex/llm.h"
 #include "cortex/preload.h"
+#include "ggml-backend.h"
+#include "llama.h"
 
 extern char ** environ;
 
@@ -201,10 +204,73 @@ int oneshot(const std::string & mode, const std::string & target) {
     return llm::Model::load(target, mc)->complete("Hi", greedy(1)).completion_tokens == 1 ? 0 : 1;
 }
 
+// The floor: a bare libllama program, no Cortex code, with the daemon's model and context
+// settings (4 sequences of 2,048 tokens, one output per sequence), that decodes what the bench's
+// requests decode: a 1,000-token prompt, then 4 sequences of n_gen tokens. What it holds is what
+// any program needs to serve this model this way; the daemon's memory beyond it is Cortex's own.
+// Prints its anonymous resident memory in MiB; llama.cpp's buffer report goes to stderr.
+int bare_libllama(const std::string & model_path, int threads, int ngl, int n_gen) {
+    llama_log_set([](ggml_log_level level, const char * text, void *) {
+        if (level >= GGML_LOG_LEVEL_INFO || level == GGML_LOG_LEVEL_CONT) fputs(text, stderr);
+    }, nullptr);
+    // GPU builds load their backends as modules, from where libggml lives (as Cortex does).
+    Dl_info info{};
+    if (ggml_backend_reg_count() == 0 && dladdr(reinterpret_cast<void *>(&ggml_backend_load_all_from_path), &info) && info.dli_fname) {
+        const std::string lib = info.dli_fname;
+        ggml_backend_load_all_from_path(lib.substr(0, lib.find_last_of('/')).c_str());
+    }
+    llama_backend_init();
+    llama_model_params mparams = llama_model_default_params();
+    mparams.n_gpu_layers = ngl;
+    llama_model * model = llama_model_load_from_file(model_path.c_str(), mparams);
+    if (!model) return 1;
+    llama_context_params cparams = llama_context_default_params();
+    cparams.n_ctx = 4 * 2048;
+    cparams.n_batch = 512;
+    cparams.n_ubatch = 512;
+    cparams.n_seq_max = 4;
+    cparams.n_outputs_max = 4;
+    cparams.n_threads = cparams.n_threads_batch = threads;
+    cparams.no_perf = true;
+    llama_context * ctx = llama_init_from_model(model, cparams);
+    if (!ctx) return 1;
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    llama_batch batch = llama_batch_init(512, 0, 1);
+    auto add = [&](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
+        const int i = batch.n_tokens++;
+        batch.token[i] = t;
+        batch.pos[i] = pos;
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = seq;
+        batch.logits[i] = logits;
+    };
+    int rc = 0;
+    for (int pos = 0; pos < 1000 && rc == 0; pos += 500) {  // the system prompt, in two batches
+        batch.n_tokens = 0;
+        for (int i = 0; i < 500; ++i) add((pos + i) % n_vocab, pos + i, 0, pos + i == 999);
+        rc = llama_decode(ctx, batch);
+    }
+    for (int step = 0; step < n_gen && rc == 0; ++step) {  // 4 sequences, one token each per batch
+        batch.n_tokens = 0;
+        for (int seq = 0; seq < 4; ++seq) add((step * 4 + seq) % n_vocab, (seq == 0 ? 1000 : 0) + step, seq, true);
+        rc = llama_decode(ctx, batch);
+        for (int seq = 0; seq < 4 && rc == 0; ++seq) llama_get_logits_ith(ctx, seq);
+    }
+    llama_synchronize(ctx);
+    printf("%.3f\n", rss_anon_mb(getpid()));
+    llama_batch_free(batch);
+    llama_free(ctx);
+    llama_model_free(model);
+    return rc == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char ** argv) {
     if (argc >= 3 && std::string(argv[1]).rfind("--oneshot", 0) == 0) return oneshot(argv[1], argv[2]);
+    if (argc == 6 && std::string(argv[1]) == "--bare-libllama") {
+        return bare_libllama(argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+    }
     if (argc < 4) {
         fprintf(stderr, "usage: cortex-bench-preload MODEL CORTEX_PRELOAD_BIN LLAMA_BATCHED_BENCH [THREADS] [N_GPU_LAYERS] [LLAMA_SERVER]\n");
         return 2;
@@ -358,6 +424,15 @@ int main(int argc, char ** argv) {
 
     const double daemon_anon_mb = rss_anon_mb(daemon);
     const HostBuffers daemon_buffers = host_buffers_in_log(daemon_log);
+    const std::string bare_out = home + "/bare.txt", bare_log = home + "/bare.log";
+    double bare_anon_mb = 0;
+    if (wait_for(spawn({"/proc/self/exe", "--bare-libllama", model, std::to_string(threads), std::to_string(ngl), std::to_string(n_gen)},
+                       bare_out, bare_log)) == 0) {
+        std::ifstream(bare_out) >> bare_anon_mb;
+    } else {
+        fprintf(stderr, "warning: the bare libllama process failed (%s)\n", bare_log.c_str());
+    }
+    const HostBuffers bare_buffers = host_buffers_in_log(bare_log);
     // 5. The same 4-client generation against llama-server (after our daemon's numbers are in).
     ServerRun server, server_bs;
     if (!server_bin.empty()) {
@@ -398,6 +473,8 @@ int main(int argc, char ** argv) {
     // Resident memory that is not the mapped model file's pages, after the same 4-client load.
     printf("anonymous resident memory (MiB; the mapped model file's pages are not anonymous):\n");
     print_memory("daemon", daemon_anon_mb, daemon_buffers);
+    print_memory("bare libllama, same model, context and tokens", bare_anon_mb, bare_buffers);
+    printf("  daemon beyond bare libllama (Cortex's own memory) %+.1f MB\n", daemon_anon_mb - bare_anon_mb);
     if (!server_bin.empty()) {
         // Its log does not report llama.cpp's buffers at the default verbosity.
         printf("  llama-server: %.1f MB after its 4 requests | daemon beyond llama-server %+.1f MB\n", server.rss_anon_mb,
