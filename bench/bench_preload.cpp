@@ -16,6 +16,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,6 +96,20 @@ double rss_anon_mb(pid_t pid) {
     }
     if (f) fclose(f);
     return kb / 1024.0;
+}
+
+// CPU time `pid` has used so far (user + system), in seconds.
+double cpu_seconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close = stat.rfind(')');  // the command name may hold spaces
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string skip;
+    for (int i = 3; i < 14; ++i) fields >> skip;  // state .. cmajflt; utime and stime are fields 14 and 15
+    double utime = 0, stime = 0;
+    fields >> utime >> stime;
+    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // The host-memory buffers that llama.cpp reports in its log ("CPU_REPACK model buffer size =
@@ -382,6 +397,7 @@ int main(int argc, char ** argv) {
     // to the last stream's last, seen by the clients).
     std::vector<Clock::time_point> first_piece(4), last_piece(4);
     auto t_gen = Clock::now();
+    const double daemon_cpu_before = cpu_seconds(daemon);
     for (int i = 0; i < 4; ++i) {
         workers.emplace_back([&, i] {
             bool seen = false;
@@ -395,6 +411,7 @@ int main(int argc, char ** argv) {
     }
     for (auto & w : workers) w.join();
     const double gen_s = ms_since(t_gen) / 1000.0;
+    const double daemon_cores = (cpu_seconds(daemon) - daemon_cpu_before) / gen_s;
     double ours_tg = 0, ours_tg_phase = 0;
     for (auto & r : results) ours_tg += r.completion_tokens;
     ours_tg /= gen_s;
@@ -462,8 +479,8 @@ int main(int argc, char ** argv) {
            percentile(ttft_warm, 0.5), percentile(ttft_cold, 0.5) / percentile(ttft_warm, 0.5));
     printf("4 concurrent clients: generation phase %.1f tokens/s aggregate | llama-batched-bench 4 seqs S_TG %.1f t/s (1 seq %.1f) | ratio %.3f\n",
            ours_tg_phase, bb_tg4, bb_tg1, bb_tg4 > 0 ? ours_tg_phase / bb_tg4 : 0.0);
-    printf("  end to end (calls to last answer, prompts and ramp-up included): %.1f tokens/s | ratio %.3f\n", ours_tg,
-           bb_tg4 > 0 ? ours_tg / bb_tg4 : 0.0);
+    printf("  end to end (calls to last answer, prompts and ramp-up included): %.1f tokens/s | ratio %.3f | daemon CPU %.2f cores\n",
+           ours_tg, bb_tg4 > 0 ? ours_tg / bb_tg4 : 0.0, daemon_cores);
     if (!server_bin.empty()) {
         printf("llama-server, 4 slots: ready after %.0f ms | 4 concurrent requests %.1f tokens/s aggregate | ratio (daemon / llama-server) %.3f\n",
                server.ready_ms, server.tokens_per_second, server.tokens_per_second > 0 ? ours_tg / server.tokens_per_second : 0.0);

@@ -43,7 +43,8 @@ llm::GenerationConfig greedy(int n) {
 // A daemon in its own CORTEX_HOME, serving tiny-qwen2 as "tiny".
 class Daemon {
   public:
-    explicit Daemon(int parallel = 4) {
+    // `extra`: more flags for "cortex-preload run".
+    explicit Daemon(int parallel = 4, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
         std::filesystem::create_directories(home_.file("models"));
         std::filesystem::copy_file(cortex::test::model_path("tiny-qwen2"), home_.file("models/tiny.gguf"));
         socket_ = home_.file("run/preload.sock");
@@ -65,8 +66,9 @@ class Daemon {
     }
     // Starts the process without waiting for it to serve.
     void spawn(int parallel) {
-        pid_ = cortex::test::spawn_logged({CORTEX_PRELOAD_BIN, "run", "--model", "tiny", "--parallel", std::to_string(parallel)},
-                                          home_.file("daemon.log"));
+        std::vector<std::string> args = {CORTEX_PRELOAD_BIN, "run", "--model", "tiny", "--parallel", std::to_string(parallel)};
+        args.insert(args.end(), extra_.begin(), extra_.end());
+        pid_ = cortex::test::spawn_logged(args, home_.file("daemon.log"));
     }
     void start(int parallel) {
         spawn(parallel);
@@ -102,6 +104,7 @@ class Daemon {
     TempDir home_;
     std::string socket_;
     pid_t pid_ = -1;
+    std::vector<std::string> extra_;
 };
 
 int raw_connect(const std::string & path) {
@@ -245,6 +248,46 @@ TEST(Preload, GreedyAndSampledRequestsTakingTurnsOnTheSameSlotsKeepTheInProcessO
     }
 }
 
+// Helper threads that pick tokens (the default when a GPU decodes; asked for here on the CPU)
+// change nothing in the answers: greedy ones stay the in-process ones, with or without the
+// end-of-generation ban, while sampled and grammar-bound requests share the steps.
+TEST(Preload, SamplingThreadsKeepEveryAnswer) {
+    Daemon d(4, {"--sampling-threads", "3"});
+    auto local = d.in_process_model();
+    llm::GenerationConfig past_eos = greedy(20);
+    past_eos.ignore_eos = true;
+    llm::GenerationConfig sampled;
+    sampled.max_tokens = 20;
+    sampled.temperature = 0.9f;
+    sampled.seed = 11;
+    llm::GenerationConfig json = greedy(40);
+    json.json_schema = R"({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]})";
+    std::vector<std::string> prompts;
+    for (int i = 0; i < 8; ++i) prompts.push_back("step " + std::to_string(i) + ": install package " + std::to_string(i * 13));
+    std::vector<std::string> expected;
+    for (size_t i = 0; i < prompts.size(); ++i) expected.push_back(local->complete(prompts[i], i % 2 ? past_eos : greedy(20)).content);
+    for (int round = 0; round < 3; ++round) {
+        std::vector<llm::Result> got(prompts.size()), other(prompts.size());
+        std::vector<std::thread> threads;
+        for (size_t i = 0; i < prompts.size(); ++i) {
+            threads.emplace_back([&, i] {
+                auto c = d.client();
+                got[i] = c->complete(prompts[i], i % 2 ? past_eos : greedy(20));
+                other[i] = c->complete(prompts[i], i % 3 ? sampled : json);
+            });
+        }
+        for (auto & t : threads) t.join();
+        for (size_t i = 0; i < prompts.size(); ++i) {
+            EXPECT_EQ(got[i].content, expected[i]) << "round " << round << ", prompt " << i;
+            EXPECT_GT(other[i].completion_tokens, 0) << i;
+            if (i % 3 == 0) {
+                EXPECT_FALSE(json::parse(other[i].content, nullptr, false).is_discarded()) << other[i].content;
+            }
+        }
+    }
+    EXPECT_EQ(json::parse(d.client()->status().json)["models"][0]["requests_served"].get<uint64_t>(), 48u);
+}
+
 TEST(Preload, PromptCacheReusesTheLongestPrefix) {
     Daemon d(2);
     auto c = d.client();
@@ -264,7 +307,14 @@ TEST(Preload, StopStatusAndStartTwiceThroughTheCli) {
     const std::string env = "CORTEX_HOME=" + home.path() + " LLAMACPP_N_CTX=512 ";
     const std::string bin = std::string(" ") + CORTEX_PRELOAD_BIN;
     EXPECT_EQ(WEXITSTATUS(system((env + bin + " status > /dev/null").c_str())), 3);
-    ASSERT_EQ(WEXITSTATUS(system((env + bin + " start --model tiny --parallel 2 > " + home.file("out")).c_str())), 0);
+    // Out-of-range options are refused before anything starts.
+    for (const char * bad : {" --sampling-threads 17", " --sampling-threads -2", " --sampling-threads many", " --parallel 0"}) {
+        EXPECT_NE(WEXITSTATUS(system((env + bin + " start --model tiny" + bad + " 2> " + home.file("err")).c_str())), 0) << bad;
+        const std::string err = cortex::test::read_file(home.file("err"));
+        EXPECT_NE(err.find(std::string(bad).substr(1, std::string(bad).find(' ', 1) - 1)), std::string::npos) << err;
+    }
+    EXPECT_EQ(WEXITSTATUS(system((env + bin + " status > /dev/null").c_str())), 3);
+    ASSERT_EQ(WEXITSTATUS(system((env + bin + " start --model tiny --parallel 2 --sampling-threads 1 > " + home.file("out")).c_str())), 0);
     EXPECT_NE(cortex::test::read_file(home.file("out")).find("serving tiny"), std::string::npos);
     ASSERT_EQ(WEXITSTATUS(system((env + bin + " start --model tiny > " + home.file("out")).c_str())), 0);
     EXPECT_NE(cortex::test::read_file(home.file("out")).find("already running"), std::string::npos);
@@ -272,6 +322,7 @@ TEST(Preload, StopStatusAndStartTwiceThroughTheCli) {
     json s = json::parse(cortex::test::read_file(home.file("out")));
     EXPECT_EQ(s["running"], true);
     EXPECT_EQ(s["models"][0]["slots"], 2);
+    EXPECT_EQ(s["models"][0]["sampling_threads"], 1);  // passed on to the daemon that start spawns
     EXPECT_LT(s["resident_bytes"].get<double>(), 2e9);
     ASSERT_EQ(WEXITSTATUS(system((env + bin + " stop > /dev/null").c_str())), 0);
     EXPECT_EQ(WEXITSTATUS(system((env + bin + " status > /dev/null").c_str())), 3);

@@ -46,9 +46,10 @@ asan_exes=(test_llm test_model_files test_preload test_interpreter)
 asan_scripts=(chat_example socket_activation)
 asan_targets=(cortex cortex-bin cortex-model cortex-preload cortex-chat-example test-models)
 # Bounded mode, TSan: every daemon test (concurrent clients, status and stop during requests,
-# cancellation, reload under load, disconnects, faults) and concurrent in-process models.
-tsan_targets=(cortex cortex-preload test-models test_preload test_llm)
-tsan_tests='^(Preload|PreloadFaults|PreloadProtocol|Concurrency)\.'
+# cancellation, reload under load, disconnects, faults, sampling helpers) and concurrent in-process
+# models.
+tsan_targets=(cortex cortex-preload test-models test_preload test_llm test_thread_team)
+tsan_tests='^(Preload|PreloadFaults|PreloadProtocol|Concurrency|ThreadTeam)\.'
 
 # The GoogleTest executables that hold tests labelled `unit` in the built tree $1.
 unit_executables_of() {

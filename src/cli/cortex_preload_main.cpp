@@ -118,6 +118,7 @@ void notify_systemd(const std::string & state) {
 struct Options {
     std::string model, socket, http;
     int parallel = 4;
+    int sampling_threads = -1;  // -1: the Scheduler's choice
     bool json = false;
     size_t http_max_body = 8u << 20;
     int http_max_requests = 64;
@@ -176,15 +177,15 @@ int cmd_run(const Options & o) {
     std::string notice;
     const Settings first = Settings::load(without_lost_servers(settings, flags, notice));
     // Settings are read again on every (re)load, so that "reload" picks up edits.
-    const int parallel = o.parallel;
-    auto factory = [parallel, first = name, devices = device_flags(o)](std::string & model) {
+    const int parallel = o.parallel, sampling_threads = o.sampling_threads;
+    auto factory = [parallel, sampling_threads, first = name, devices = device_flags(o)](std::string & model) {
         const Settings now = Settings::load(devices);
         if (model.empty()) model = !now.model().empty() ? now.model() : first;
         llm::ModelManager manager(now.models_dir());
-        return std::make_shared<preload::Scheduler>(manager.resolve(model), now.model_config(), parallel);
+        return std::make_shared<preload::Scheduler>(manager.resolve(model), now.model_config(), parallel, sampling_threads);
     };
     llm::ModelManager manager(settings.models_dir());
-    auto scheduler = std::make_shared<preload::Scheduler>(manager.resolve(name), first.model_config(), parallel);
+    auto scheduler = std::make_shared<preload::Scheduler>(manager.resolve(name), first.model_config(), parallel, sampling_threads);
     // Socket activation: systemd passes the listening socket as fd 3; on_rpc_lost passes ours.
     int inherited = -1;
     bool own_socket = false;
@@ -239,6 +240,7 @@ int cmd_start(const Options & o, const char * self) {
         std::vector<std::string> args = {self, "run", "--parallel", std::to_string(o.parallel), "--socket", socket};
         if (!o.model.empty()) args.insert(args.end(), {"--model", o.model});
         if (!o.http.empty()) args.insert(args.end(), {"--http", o.http});
+        if (o.sampling_threads >= 0) args.insert(args.end(), {"--sampling-threads", std::to_string(o.sampling_threads)});
         for (const auto & [flag, value] : std::map<std::string, std::string>{
                  {"--rpc", o.rpc}, {"--split-mode", o.split_mode}, {"--tensor-split", o.tensor_split}, {"--main-gpu", o.main_gpu}}) {
             if (!value.empty()) args.insert(args.end(), {flag, value});
@@ -347,6 +349,9 @@ int main(int argc, char ** argv) {
         if (model) {
             sub->add_option("--model", o.model, "model name or path (default: the model setting)");
             sub->add_option("--parallel", o.parallel, "requests served at once")->check(CLI::Range(1, 64));
+            sub->add_option("--sampling-threads", o.sampling_threads,
+                            "threads that pick tokens alongside the scheduler (default: 3 when a GPU decodes, 0 on the CPU)")
+                ->check(CLI::Range(0, 16));
             sub->add_option("--http", o.http, "also serve Ollama's and OpenAI's HTTP API on PORT or HOST:PORT (loopback unless a host is named)");
             sub->add_option("--http-max-body", o.http_max_body, "largest HTTP request body in bytes (413 beyond)")->check(CLI::Range(1024, 1 << 30));
             sub->add_option("--http-max-requests", o.http_max_requests, "HTTP generation requests at once (429/503 beyond)")->check(CLI::Range(1, 4096));

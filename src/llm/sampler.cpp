@@ -152,7 +152,10 @@ void Sampler::fill_candidates(const float * logits) {
 llama_token Sampler::sample(llama_context * ctx, int idx) {
     float * logits = llama_get_logits_ith(ctx, idx);
     if (logits == nullptr) throw Error(ErrorCode::kInternal, "no logits for the last token", "please report this bug");
+    return sample(logits);
+}
 
+llama_token Sampler::sample(float * logits) {
     // Greedy without a grammar needs no candidate array: an argmax over the logits is the
     // whole job, and it keeps per-token overhead far below a GPU's decode time.
     if (greedy_fast_path_ && !grammar_) {

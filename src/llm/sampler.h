@@ -27,6 +27,9 @@ class Sampler {
 
     // Samples from the logits of output `idx` of the last decode.
     llama_token sample(llama_context * ctx, int idx);
+    // Samples from one output's logits (llama_get_logits_ith), which it may change. Samplers of
+    // different generations may run this at once.
+    llama_token sample(float * logits);
     // Records `token` as generated (grammar state, repeat penalty window).
     void accept(llama_token token);
 

@@ -17,6 +17,10 @@
 #include "cortex/preload.h"
 #include "llama-cpp.h"
 
+namespace cortex {
+class ThreadTeam;
+}
+
 namespace cortex::llm {
 class ChatTemplate;
 class ModelFileWatch;
@@ -39,6 +43,7 @@ struct Job {
 
 struct SchedulerStats {
     int slots = 0;
+    int sampling_threads = 0;  // helpers that pick tokens alongside the scheduler thread
     int active = 0;
     int queued = 0;
     uint64_t requests_served = 0;
@@ -50,8 +55,10 @@ struct SchedulerStats {
 
 class Scheduler {
   public:
-    // Loads `path` with `config` (n_ctx per slot) for `n_slots` parallel requests. Throws Error.
-    Scheduler(const std::string & path, const llm::ModelConfig & config, int n_slots);
+    // Loads `path` with `config` (n_ctx per slot) for `n_slots` parallel requests, with
+    // `sampling_threads` helpers picking tokens (-1: 3 when a GPU decodes, none on the CPU).
+    // Throws Error.
+    Scheduler(const std::string & path, const llm::ModelConfig & config, int n_slots, int sampling_threads = -1);
     ~Scheduler();
     Scheduler(const Scheduler &) = delete;
     Scheduler & operator=(const Scheduler &) = delete;
@@ -84,6 +91,8 @@ class Scheduler {
   private:
     struct Slot;
     void loop();
+    // Picks the next token of every slot with an output in the last batch.
+    void sample_outputs();
     bool assign(const std::shared_ptr<Job> & job);
     // Empties a slot after its job was answered. A slot's `job` is written only by the loop
     // thread, and under mutex_, because stats() and drain() read it from other threads.
@@ -105,6 +114,11 @@ class Scheduler {
     int n_ctx_slot_ = 0;
 
     std::vector<std::unique_ptr<Slot>> slots_;
+    std::vector<Slot *> outputs_;       // the loop's: slots with logits in the last batch
+    std::unique_ptr<ThreadTeam> team_;  // helps sampling when a GPU decodes (null on the CPU)
+    int sampling_threads_ = 0;          // team_'s helpers
+    double decode_wait_us_ = 0;         // recent time from a decode's submission to its logits
+    std::chrono::steady_clock::time_point t_submitted_;
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::shared_ptr<Job>> queue_;

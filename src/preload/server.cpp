@@ -293,6 +293,7 @@ void Server::serve_client(int fd) {
                                     {"n_ctx", scheduler_ptr->config().n_ctx},
                                     {"n_gpu_layers", scheduler_ptr->config().n_gpu_layers},
                                     {"slots", s.slots},
+                                    {"sampling_threads", s.sampling_threads},
                                     {"active", s.active},
                                     {"queued", s.queued},
                                     {"kv_cache_bytes", s.kv_cache_bytes},
