@@ -250,11 +250,13 @@ TEST(Preload, GreedyAndSampledRequestsTakingTurnsOnTheSameSlotsKeepTheInProcessO
 
 // Helper threads that pick tokens (the default when a GPU decodes; asked for here on the CPU)
 // change nothing in the answers: greedy ones stay the in-process ones, with or without the
-// end-of-generation ban, while sampled and grammar-bound requests share the steps.
+// end-of-generation ban, while sampled and grammar-bound requests share the steps. (The prompts
+// are those of the test above, whose greedy answers hold no near tie that the batch shapes could
+// decide on either the CPU or a GPU: docs/RELIABILITY.md, "Load and soak".)
 TEST(Preload, SamplingThreadsKeepEveryAnswer) {
     Daemon d(4, {"--sampling-threads", "3"});
     auto local = d.in_process_model();
-    llm::GenerationConfig past_eos = greedy(20);
+    llm::GenerationConfig past_eos = greedy(24);
     past_eos.ignore_eos = true;
     llm::GenerationConfig sampled;
     sampled.max_tokens = 20;
@@ -263,16 +265,16 @@ TEST(Preload, SamplingThreadsKeepEveryAnswer) {
     llm::GenerationConfig json = greedy(40);
     json.json_schema = R"({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]})";
     std::vector<std::string> prompts;
-    for (int i = 0; i < 8; ++i) prompts.push_back("step " + std::to_string(i) + ": install package " + std::to_string(i * 13));
+    for (int i = 0; i < 8; ++i) prompts.push_back("request " + std::to_string(i) + ": install package number " + std::to_string(i * 7));
     std::vector<std::string> expected;
-    for (size_t i = 0; i < prompts.size(); ++i) expected.push_back(local->complete(prompts[i], i % 2 ? past_eos : greedy(20)).content);
+    for (size_t i = 0; i < prompts.size(); ++i) expected.push_back(local->complete(prompts[i], i % 2 ? past_eos : greedy(24)).content);
     for (int round = 0; round < 3; ++round) {
         std::vector<llm::Result> got(prompts.size()), other(prompts.size());
         std::vector<std::thread> threads;
         for (size_t i = 0; i < prompts.size(); ++i) {
             threads.emplace_back([&, i] {
                 auto c = d.client();
-                got[i] = c->complete(prompts[i], i % 2 ? past_eos : greedy(20));
+                got[i] = c->complete(prompts[i], i % 2 ? past_eos : greedy(24));
                 other[i] = c->complete(prompts[i], i % 3 ? sampled : json);
             });
         }
