@@ -61,7 +61,7 @@ constexpr size_t kMaxQueuedBytes = 16u << 20;  // a client this far behind is st
 std::string default_socket_path() { return Settings::load().preload_socket(); }
 
 Server::Server(std::shared_ptr<Scheduler> scheduler, SchedulerFactory factory, ServerOptions options)
-    : options_(std::move(options)), scheduler_(std::move(scheduler)), factory_(std::move(factory)) {
+    : scheduler_(std::move(scheduler)), factory_(std::move(factory)), options_(std::move(options)) {
     model_name_ = options_.model_name;
     const std::string & path = options_.socket_path;
     if (path.size() >= sizeof(sockaddr_un::sun_path)) {
