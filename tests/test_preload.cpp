@@ -16,6 +16,7 @@
 #include <chrono>
 #include <random>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -37,6 +38,21 @@ llm::GenerationConfig greedy(int n) {
     llm::GenerationConfig g;
     g.temperature = 0;
     g.max_tokens = n;
+    return g;
+}
+
+// Greedy past end-of-generation: the slot's sampler bans those tokens.
+llm::GenerationConfig greedy_past_eos(int n) {
+    llm::GenerationConfig g = greedy(n);
+    g.ignore_eos = true;
+    return g;
+}
+
+llm::GenerationConfig sampled(int n, uint32_t seed) {
+    llm::GenerationConfig g;
+    g.max_tokens = n;
+    g.temperature = 0.9f;
+    g.seed = seed;
     return g;
 }
 
@@ -106,6 +122,27 @@ class Daemon {
     pid_t pid_ = -1;
     std::vector<std::string> extra_;
 };
+
+// Every prompt on a connection of its own, all at once, each asking with first(i) and then
+// with second(i): two requests per slot turn, whatever sampling each brings.
+struct TwoAnswers {
+    std::vector<llm::Result> first, second;
+};
+TwoAnswers ask_each_twice(Daemon & d, const std::vector<std::string> & prompts,
+                          const std::function<llm::GenerationConfig(size_t)> & first,
+                          const std::function<llm::GenerationConfig(size_t)> & second) {
+    TwoAnswers out{std::vector<llm::Result>(prompts.size()), std::vector<llm::Result>(prompts.size())};
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        threads.emplace_back([&, i] {
+            auto c = d.client();
+            out.first[i] = c->complete(prompts[i], first(i));
+            out.second[i] = c->complete(prompts[i], second(i));
+        });
+    }
+    for (auto & t : threads) t.join();
+    return out;
+}
 
 int raw_connect(const std::string & path) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -213,12 +250,7 @@ TEST(Preload, EightConcurrentClientsGetTheInProcessGreedyOutput) {
 TEST(Preload, GreedyAndSampledRequestsTakingTurnsOnTheSameSlotsKeepTheInProcessOutput) {
     Daemon d(2);
     auto local = d.in_process_model();
-    llm::GenerationConfig past_eos = greedy(16);
-    past_eos.ignore_eos = true;
-    llm::GenerationConfig sampled;
-    sampled.max_tokens = 16;
-    sampled.temperature = 0.9f;
-    sampled.seed = 7;
+    const llm::GenerationConfig past_eos = greedy_past_eos(16), random = sampled(16, 7);
     const std::vector<std::string> prompts = {"apt install nginx and", "configure the firewall for", "a python dev box needs"};
     std::vector<std::string> expected, expected_past_eos;
     for (const auto & p : prompts) {
@@ -226,16 +258,8 @@ TEST(Preload, GreedyAndSampledRequestsTakingTurnsOnTheSameSlotsKeepTheInProcessO
         expected_past_eos.push_back(local->complete(p, past_eos).content);
     }
     for (int round = 0; round < 3; ++round) {
-        std::vector<llm::Result> got(prompts.size()), other(prompts.size());
-        std::vector<std::thread> threads;
-        for (size_t i = 0; i < prompts.size(); ++i) {
-            threads.emplace_back([&, i] {
-                auto c = d.client();
-                got[i] = c->complete(prompts[i], greedy(16));
-                other[i] = c->complete(prompts[i], round == 1 ? past_eos : sampled);
-            });
-        }
-        for (auto & t : threads) t.join();
+        const auto [got, other] = ask_each_twice(
+            d, prompts, [](size_t) { return greedy(16); }, [&](size_t) { return round == 1 ? past_eos : random; });
         for (size_t i = 0; i < prompts.size(); ++i) {
             EXPECT_EQ(got[i].content, expected[i]) << "round " << round << ", prompt " << i;
             if (round == 1) {
@@ -251,17 +275,13 @@ TEST(Preload, GreedyAndSampledRequestsTakingTurnsOnTheSameSlotsKeepTheInProcessO
 // Helper threads that pick tokens (the default when a GPU decodes; asked for here on the CPU)
 // change nothing in the answers: greedy ones stay the in-process ones, with or without the
 // end-of-generation ban, while sampled and grammar-bound requests share the steps. (The prompts
-// are those of the test above, whose greedy answers hold no near tie that the batch shapes could
-// decide on either the CPU or a GPU: docs/RELIABILITY.md, "Load and soak".)
+// are those of EightConcurrentClientsGetTheInProcessGreedyOutput, whose greedy answers hold no
+// near tie that the batch shapes could decide, on the CPU or a GPU: docs/RELIABILITY.md, "Load
+// and soak".)
 TEST(Preload, SamplingThreadsKeepEveryAnswer) {
     Daemon d(4, {"--sampling-threads", "3"});
     auto local = d.in_process_model();
-    llm::GenerationConfig past_eos = greedy(24);
-    past_eos.ignore_eos = true;
-    llm::GenerationConfig sampled;
-    sampled.max_tokens = 20;
-    sampled.temperature = 0.9f;
-    sampled.seed = 11;
+    const llm::GenerationConfig past_eos = greedy_past_eos(24), random = sampled(20, 11);
     llm::GenerationConfig json = greedy(40);
     json.json_schema = R"({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]})";
     std::vector<std::string> prompts;
@@ -269,16 +289,8 @@ TEST(Preload, SamplingThreadsKeepEveryAnswer) {
     std::vector<std::string> expected;
     for (size_t i = 0; i < prompts.size(); ++i) expected.push_back(local->complete(prompts[i], i % 2 ? past_eos : greedy(24)).content);
     for (int round = 0; round < 3; ++round) {
-        std::vector<llm::Result> got(prompts.size()), other(prompts.size());
-        std::vector<std::thread> threads;
-        for (size_t i = 0; i < prompts.size(); ++i) {
-            threads.emplace_back([&, i] {
-                auto c = d.client();
-                got[i] = c->complete(prompts[i], i % 2 ? past_eos : greedy(24));
-                other[i] = c->complete(prompts[i], i % 3 ? sampled : json);
-            });
-        }
-        for (auto & t : threads) t.join();
+        const auto [got, other] = ask_each_twice(
+            d, prompts, [&](size_t i) { return i % 2 ? past_eos : greedy(24); }, [&](size_t i) { return i % 3 ? random : json; });
         for (size_t i = 0; i < prompts.size(); ++i) {
             EXPECT_EQ(got[i].content, expected[i]) << "round " << round << ", prompt " << i;
             EXPECT_GT(other[i].completion_tokens, 0) << i;
@@ -338,8 +350,7 @@ TEST(Preload, StopStatusAndStartTwiceThroughTheCli) {
 TEST(Preload, KillNineMidStreamGivesTheClientAnErrorAndAStaleSocketIsReplaced) {
     Daemon d(2);
     auto c = d.client();
-    llm::GenerationConfig g = greedy(100000);
-    g.ignore_eos = true;
+    llm::GenerationConfig g = greedy_past_eos(100000);
     int pieces = 0;
     try {
         c->complete("tell me everything", g, [&](std::string_view) {
@@ -481,8 +492,7 @@ TEST(Preload, QuickCompleteUsesTheDaemonWhenItServesTheModel) {
 TEST(Preload, ReloadSwapsTheModelWhileRequestsInFlightFinish) {
     Daemon d(2);
     std::filesystem::copy_file(cortex::test::model_path("tiny-llama-bpe"), d.home().file("models/other.gguf"));
-    llm::GenerationConfig g = greedy(60);
-    g.ignore_eos = true;
+    llm::GenerationConfig g = greedy_past_eos(60);
     llm::Result in_flight;
     std::thread t([&] { in_flight = d.client()->complete("a long answer", g); });
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -776,8 +786,7 @@ TEST(PreloadFaults, AModelFileTruncatedMidStreamEndsTheStreamClearly) {
     Daemon d(1);
     auto c = d.client();
     const std::string model = d.home().file("models/tiny.gguf");
-    llm::GenerationConfig g = greedy(100000);
-    g.ignore_eos = true;
+    llm::GenerationConfig g = greedy_past_eos(100000);
     int pieces = 0;
     std::string outcome;
     try {
