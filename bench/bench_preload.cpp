@@ -27,7 +27,7 @@
 #include "cortex/llm.h"
 #include "cortex/preload.h"
 #include "ggml-backend.h"
-#include "llama.h"
+#include "llama-cpp.h"
 
 extern char ** environ;
 
@@ -237,7 +237,7 @@ int bare_libllama(const std::string & model_path, int threads, int ngl, int n_ge
     llama_backend_init();
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers = ngl;
-    llama_model * model = llama_model_load_from_file(model_path.c_str(), mparams);
+    llama_model_ptr model(llama_model_load_from_file(model_path.c_str(), mparams));
     if (!model) return 1;
     llama_context_params cparams = llama_context_default_params();
     cparams.n_ctx = 4 * 2048;
@@ -247,9 +247,9 @@ int bare_libllama(const std::string & model_path, int threads, int ngl, int n_ge
     cparams.n_outputs_max = 4;
     cparams.n_threads = cparams.n_threads_batch = threads;
     cparams.no_perf = true;
-    llama_context * ctx = llama_init_from_model(model, cparams);
+    llama_context_ptr ctx(llama_init_from_model(model.get(), cparams));
     if (!ctx) return 1;
-    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model.get()));
     llama_batch batch = llama_batch_init(512, 0, 1);
     auto add = [&](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
         const int i = batch.n_tokens++;
@@ -263,19 +263,17 @@ int bare_libllama(const std::string & model_path, int threads, int ngl, int n_ge
     for (int pos = 0; pos < 1000 && rc == 0; pos += 500) {  // the system prompt, in two batches
         batch.n_tokens = 0;
         for (int i = 0; i < 500; ++i) add((pos + i) % n_vocab, pos + i, 0, pos + i == 999);
-        rc = llama_decode(ctx, batch);
+        rc = llama_decode(ctx.get(), batch);
     }
     for (int step = 0; step < n_gen && rc == 0; ++step) {  // 4 sequences, one token each per batch
         batch.n_tokens = 0;
         for (int seq = 0; seq < 4; ++seq) add((step * 4 + seq) % n_vocab, (seq == 0 ? 1000 : 0) + step, seq, true);
-        rc = llama_decode(ctx, batch);
-        for (int seq = 0; seq < 4 && rc == 0; ++seq) llama_get_logits_ith(ctx, seq);
+        rc = llama_decode(ctx.get(), batch);
+        for (int seq = 0; seq < 4 && rc == 0; ++seq) llama_get_logits_ith(ctx.get(), seq);
     }
-    llama_synchronize(ctx);
+    llama_synchronize(ctx.get());
     printf("%.3f\n", rss_anon_mb(getpid()));
     llama_batch_free(batch);
-    llama_free(ctx);
-    llama_model_free(model);
     return rc == 0 ? 0 : 1;
 }
 
