@@ -22,12 +22,11 @@
 #include <vector>
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 
 #include "cortex/llm.h"
 #include "cortex/preload.h"
-#include "ggml-backend.h"
 #include "llama-cpp.h"
+#include "llm/backend.h"
 
 extern char ** environ;
 
@@ -219,22 +218,14 @@ int oneshot(const std::string & mode, const std::string & target) {
     return llm::Model::load(target, mc)->complete("Hi", greedy(1)).completion_tokens == 1 ? 0 : 1;
 }
 
-// The floor: a bare libllama program, no Cortex code, with the daemon's model and context
-// settings (4 sequences of 2,048 tokens, one output per sequence), that decodes what the bench's
+// The floor: a bare libllama program, no Cortex code beyond the backend loading and log bridge
+// (llm::ensure_backend), with the daemon's model and context settings (4 sequences of 2,048 tokens, one output per sequence), that decodes what the bench's
 // requests decode: a 1,000-token prompt, then 4 sequences of n_gen tokens. What it holds is what
 // any program needs to serve this model this way; the daemon's memory beyond it is Cortex's own.
-// Prints its anonymous resident memory in MiB; llama.cpp's buffer report goes to stderr.
+// Prints its anonymous resident memory in MiB; llama.cpp's buffer report goes to stderr
+// (CORTEX_LOG_LEVEL=info).
 int bare_libllama(const std::string & model_path, int threads, int ngl, int n_gen) {
-    llama_log_set([](ggml_log_level level, const char * text, void *) {
-        if (level >= GGML_LOG_LEVEL_INFO || level == GGML_LOG_LEVEL_CONT) fputs(text, stderr);
-    }, nullptr);
-    // GPU builds load their backends as modules, from where libggml lives (as Cortex does).
-    Dl_info info{};
-    if (ggml_backend_reg_count() == 0 && dladdr(reinterpret_cast<void *>(&ggml_backend_load_all_from_path), &info) && info.dli_fname) {
-        const std::string lib = info.dli_fname;
-        ggml_backend_load_all_from_path(lib.substr(0, lib.find_last_of('/')).c_str());
-    }
-    llama_backend_init();
+    llm::ensure_backend();
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers = ngl;
     llama_model_ptr model(llama_model_load_from_file(model_path.c_str(), mparams));
@@ -441,8 +432,11 @@ int main(int argc, char ** argv) {
     const HostBuffers daemon_buffers = host_buffers_in_log(daemon_log);
     const std::string bare_out = home + "/bare.txt", bare_log = home + "/bare.log";
     double bare_anon_mb = 0;
-    if (wait_for(spawn({"/proc/self/exe", "--bare-libllama", model, std::to_string(threads), std::to_string(ngl), std::to_string(n_gen)},
-                       bare_out, bare_log)) == 0) {
+    setenv("CORTEX_LOG_LEVEL", "info", 1);
+    const pid_t bare = spawn({"/proc/self/exe", "--bare-libllama", model, std::to_string(threads), std::to_string(ngl), std::to_string(n_gen)},
+                             bare_out, bare_log);
+    unsetenv("CORTEX_LOG_LEVEL");
+    if (wait_for(bare) == 0) {
         std::ifstream(bare_out) >> bare_anon_mb;
     } else {
         fprintf(stderr, "warning: the bare libllama process failed (%s)\n", bare_log.c_str());

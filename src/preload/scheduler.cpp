@@ -404,6 +404,7 @@ void Scheduler::loop() {
 
         // One batch: each generating slot's next token, then waiting prompts while room lasts.
         batch.n_tokens = 0;
+        int n_outputs = 0;
         auto add = [&](Slot & s, llama_token token, bool logits) {
             const int i = batch.n_tokens++;
             batch.token[i] = token;
@@ -412,7 +413,7 @@ void Scheduler::loop() {
             batch.seq_id[i][0] = s.id;
             batch.logits[i] = logits;
             s.kv.push_back(token);
-            if (logits) s.output = i;
+            if (logits) s.output = i, ++n_outputs;
         };
         for (auto & slot : slots_) {
             slot->output = -1;
@@ -444,7 +445,7 @@ void Scheduler::loop() {
             continue;
         }
         // The decode runs on the GPU meanwhile; one output needs no help.
-        if (team_ && std::count_if(slots_.begin(), slots_.end(), [](const auto & s) { return s->job && s->output >= 0; }) > 1) {
+        if (team_ && n_outputs > 1) {
             t_submitted_ = Clock::now();
             team_->prepare(std::chrono::microseconds(static_cast<int64_t>(decode_wait_us_)));
         }
