@@ -33,16 +33,45 @@ expect 0 "python3-venv" -- "$cortex" install python dev tools --dry-run
 out="$("$cortex" install nginx --json)" && [ "$(json_field "['plan']['packages']" <<<"$out")" = "['nginx']" ] && ok ||
     fail "install --json: $out"
 # Already installed, bad requests, refusals.
-expect 0 "Already installed: dpkg" -- "$cortex" install dpkg
-expect 1 "no package matches" -- "$cortex" install qwzxvkjq
+expect 0 "Already installed: dpkg|dpkg +upgrade +[^ ]+ -> " -- "$cortex" install dpkg
+expect 1 "No confident match" -- "$cortex" install qwzxvkjq
 expect 1 "names nothing" -- "$cortex" install "please install the"
 expect 1 "essential" -- "$cortex" remove bash
 expect 1 "refused" -- "$cortex" remove libc6
-expect 1 "error" -- "$cortex" remove "nginx;reboot" --dry-run
+expect 1 "error|No confident match" -- "$cortex" remove "nginx;reboot" --dry-run
 expect 108 "excludes" -- "$cortex" install nginx --dry-run --execute
 expect 1 "confirmation needed.*" -- "$cortex" install hello --execute
-out="$("$cortex" install qwzxvkjq --json)"; [ "$(json_field "['error']['code']" <<<"$out")" = "not_found" ] && ok ||
+out="$("$cortex" install qwzxvkjq --json)"; [ "$(json_field "['no_confident_match']" <<<"$out")" = "True" ] && ok ||
+    fail "no confident match as JSON: $out"
+out="$("$cortex" install nginx=9.9.9 --json)"; [ "$(json_field "['error']['code']" <<<"$out")" = "not_found" ] && ok ||
     fail "error as JSON: $out"
+# The rows of issue #15's table, as a new user types them (index only).
+expect 0 "apt syntax" -- "$cortex" install nginx=$(apt-cache policy nginx | awk '/Candidate/ {print $2}') --dry-run --no-model
+expect 1 "no release sid.*it has" -- "$cortex" install nginx/sid --dry-run
+expect 0 "nginx/bookworm|nginx/oldstable" -- "$cortex" install nginx/$(/usr/bin/python3 -c "print('bookworm')") --dry-run --no-model
+expect 1 "no such file: ./foo.deb" -- "$cortex" install ./foo.deb --dry-run
+expect 1 "htopp: no such package; did you mean htop" -- "$cortex" install nginx htopp --dry-run
+expect 0 "lighttpd" -- "$cortex" install lighttpd web server --dry-run --no-model
+out="$("$cortex" install lighttpd web server --json --no-model)"; [ "$(json_field "['plan']['packages']" <<<"$out")" = "['lighttpd']" ] && ok || fail "lighttpd web server: $out"
+out="$("$cortex" install "video editor like premiere" --json --no-model)"; [ "$(json_field "['plan']['packages']" <<<"$out")" = "['kdenlive']" ] && ok || fail "like premiere: $out"
+out="$("$cortex" install "vector graphics editor like illustrator" --json --no-model)"; [ "$(json_field "['plan']['packages']" <<<"$out")" = "['inkscape']" ] && ok || fail "like illustrator: $out"
+out="$("$cortex" install "tool to download youtube videos" --json --no-model)"; [ "$(json_field "['plan']['packages']" <<<"$out")" = "['yt-dlp']" ] && ok || fail "youtube: $out"
+for product in chrome zoom vscode; do expect 1 "not in Debian's archive" -- "$cortex" install "$product" --dry-run; done
+expect 0 "confidence medium" -- "$cortex" install "text editor for programmers" --no-model
+# A guess is never executed: the user names the package to run it.
+expect 1 "refused to execute: this plan was guessed" -- "$cortex" install ngnix --execute --yes --no-model
+expect 1 "refused to execute" -- "$cortex" install "tool to download youtube videos" --execute --yes --no-model
+# Upgrades: shown in the table with both versions; `cortex upgrade` plans them.
+if apt-get -s upgrade 2>/dev/null | grep -q '^Inst systemd \['; then
+    expect 0 "systemd +upgrade +[^ ]+ -> " -- "$cortex" install systemd --dry-run
+fi
+expect 0 "upgrade|up to date" -- "$cortex" upgrade --dry-run
+expect 1 "not installed, so there is nothing to upgrade" -- "$cortex" upgrade sl --dry-run
+# Bad input: empty, oversized, control bytes: a clear error, nothing executed.
+expect 1 "names nothing" -- "$cortex" install "" --dry-run
+expect 1 "at most 4096" -- "$cortex" install "$(head -c 100000 /dev/zero | tr '\0' a)" --dry-run
+expect 1 "control characters" -- "$cortex" install "$(printf 'nginx\001\002')" --dry-run
+expect 1 "is a path, but not to a .deb" -- "$cortex" install /etc/passwd --dry-run
 # History and rollback of things that do not exist.
 expect 0 "No executed plans" -- "$cortex" history
 expect 1 "no history entry 42" -- "$cortex" history show 42
@@ -57,6 +86,11 @@ export LLAMACPP_MODEL="$model"
 out="$(CORTEX_PRELOAD=off "$cortex" install "a tool to watch network traffic" --json)"
 chosen="$(json_field "['plan']['chosen_by']" <<<"$out")"
 case "$chosen" in "model "*"(in-process)"|"package index") ok ;; *) fail "in-process model plan: $out" ;; esac
+# While the model plans, a terminal shows a spinner with the time on stderr; a pipe gets none.
+CORTEX_PRELOAD=off script -qec "'$cortex' install 'something to edit markdown with live preview' --dry-run 2>&1" /dev/null >"$tmp/tty.out" 2>&1
+grep -q "planning with the model (" "$tmp/tty.out" && ok || fail "no spinner on a terminal: $(head -c 400 "$tmp/tty.out")"
+CORTEX_PRELOAD=off "$cortex" install 'something to edit markdown with live preview' --dry-run >/dev/null 2>"$tmp/pipe.err"
+grep -q "planning with the model" "$tmp/pipe.err" && fail "a spinner on a pipe: $(cat "$tmp/pipe.err")" || ok
 expect 0 "." -- "$cortex" ask "How do I install nginx?" --max-tokens 8
 expect 1 "empty|question" -- "$cortex" ask ""
 # Ctrl-C ends a streaming answer cleanly: exit 130 and a message, no crash.

@@ -54,9 +54,15 @@ echo "== raw checks (urllib, sockets)"
 $py "$here/http_raw_checks.py" "$url" "$name" "http://127.0.0.1:$tport" s3cret || fail "http_raw_checks.py"
 
 echo "== the cortex Ollama provider against the daemon"
-out="$(CORTEX_PROVIDER=ollama OLLAMA_HOST="$url" OLLAMA_MODEL="$name" "$cortex" install "a tool to watch network traffic" --provider ollama --json 2>"$tmp/cortex.err")" ||
-    fail "cortex install --provider ollama: $(cat "$tmp/cortex.err")"
-$py -c 'import json,sys; p=json.load(sys.stdin)["plan"]; assert p["packages"], p' <<<"$out" 2>/dev/null || fail "no plan: ${out:0:300}"
+# A random-weight model picks a candidate or "none": a plan of real packages or an honest "no
+# confident match" (exit 1), and either way the model was asked through Ollama's API.
+out="$(CORTEX_PROVIDER=ollama OLLAMA_HOST="$url" OLLAMA_MODEL="$name" "$cortex" install "a tool to watch network traffic" --provider ollama --json 2>"$tmp/cortex.err")"
+$py -c '
+import json, sys
+p = json.load(sys.stdin)["plan"]
+assert "(ollama " in p["chosen_by"], p["chosen_by"]
+assert p["packages"] or (p["no_confident_match"] and p["candidates"]), p
+' <<<"$out" 2>/dev/null || fail "cortex install --provider ollama: ${out:0:300} $(cat "$tmp/cortex.err")"
 
 echo "== a non-loopback address must come from the command line"
 out="$(CORTEX_HTTP="0.0.0.0:$(free_port)" "$preload" run --model "$model" --socket "$tmp/x.sock" 2>&1)" && fail "0.0.0.0 from CORTEX_HTTP was accepted"

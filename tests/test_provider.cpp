@@ -712,29 +712,36 @@ TEST_F(ProviderTest, PlannerAsksOllamaAndKeepsOnlyCandidates) {
     po.simulate = false;
     Planner planner(*index, po);
 
-    ollama.set_chat({200, ollama_chat_body(R"({"packages": ["apache2"], "reason": "the classic HTTP server"})")});
+    ollama.set_chat({200, ollama_chat_body(R"({"package": "apache2", "reason": "the classic HTTP server"})")});
     Plan p = planner.plan(Operation::kInstall, "a fast http server for my blog");
     EXPECT_EQ(p.packages, (std::vector<std::string>{"apache2"}));
     EXPECT_EQ(p.chosen_by, "model llama3.2 (ollama http://" + ollama.host() + ")");
     EXPECT_EQ(p.reason, "the classic HTTP server");
     // The request carried the candidates as the schema's enum, and the user's words.
     json sent = ollama.last_request();
-    std::vector<std::string> allowed = sent["format"]["properties"]["packages"]["items"]["enum"];
+    std::vector<std::string> allowed = sent["format"]["properties"]["package"]["enum"];
     EXPECT_NE(std::find(allowed.begin(), allowed.end(), "apache2"), allowed.end());
+    EXPECT_EQ(allowed.back(), "none");  // the model may say that nothing fits
     EXPECT_NE(std::find(allowed.begin(), allowed.end(), "nginx"), allowed.end());
     EXPECT_NE(sent["messages"][1]["content"].get<std::string>().find("for my blog"), std::string::npos);
 
     // Ollama's format is a request, not a guarantee: a name outside the candidates is dropped,
     // and with nothing left the index chooses and says why.
-    ollama.set_chat({200, ollama_chat_body(R"({"packages": ["evil-package"], "reason": "trust me"})")});
+    ollama.set_chat({200, ollama_chat_body(R"({"package": "evil-package", "reason": "trust me"})")});
     p = planner.plan(Operation::kInstall, "a fast http server for my blog");
     ASSERT_EQ(p.packages.size(), 1u);
     EXPECT_NE(p.packages[0], "evil-package");
-    EXPECT_EQ(p.chosen_by, "package index");
+    EXPECT_EQ(p.chosen_by, "package index, after model llama3.2 (ollama http://" + ollama.host() + ")");
     ASSERT_FALSE(p.notes.empty());
     EXPECT_NE(p.notes[0].find("not a valid plan"), std::string::npos);
     ollama.set_chat({200, ollama_chat_body("this is not json")});
-    EXPECT_EQ(planner.plan(Operation::kInstall, "a fast http server for my blog").chosen_by, "package index");
+    EXPECT_TRUE(planner.plan(Operation::kInstall, "a fast http server for my blog").chosen_by.starts_with("package index, after model"));
+    // "none": the model found nothing fitting, and nothing is planned.
+    ollama.set_chat({200, ollama_chat_body(R"({"package": "none", "reason": "no blog engine here"})")});
+    p = planner.plan(Operation::kInstall, "a fast http server for my blog");
+    EXPECT_TRUE(p.no_confident_match);
+    EXPECT_TRUE(p.packages.empty());
+    EXPECT_FALSE(p.candidates.empty());
 
     // Ollama down: the error says what to start.
     ollama.set_chat({404, fixture("error_model_not_found.json")});

@@ -1,14 +1,18 @@
 // cortex: plain requests to safe package actions. A thin main over src/interpreter/.
 //
-//   cortex install|remove <request...> [--dry-run | --execute] [--yes] [--json]
+//   cortex install|remove|upgrade <request...> [--dry-run | --execute] [--yes] [--json] [--no-model]
 //   cortex ask "<question>" | history [show ID] | rollback ID | doctor | config show|set
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "cli_common.h"
 #include "cortex/config.h"
@@ -37,6 +41,7 @@ struct CommonOptions {
     std::string model;
     std::string provider;
     bool no_model = false;
+    bool choose_only = false;
 
     Settings settings() const {
         std::map<std::string, std::string> flags;
@@ -121,11 +126,94 @@ int execute_and_record(const Plan & plan, const std::string & command, bool yes,
     return r.exit_status == 0 ? 0 : (r.cancelled ? 130 : 1);
 }
 
+const char * plan_title(Operation op) {
+    switch (op) {
+        case Operation::kInstall:
+            return "Install";
+        case Operation::kRemove:
+            return "Remove";
+        case Operation::kUpgrade:
+            return "Upgrade";
+    }
+    return "Install";
+}
+
 void print_plan(const Plan & plan, const char * title) {
     printf("%s: %s\n", title, plan.request.c_str());
-    printf("  Chosen by %s: %s\n\n", plan.chosen_by.c_str(), plan.reason.c_str());
+    printf("  Chosen by %s (%s, confidence %s): %s\n\n", plan.chosen_by.c_str(), plan.method.c_str(),
+           plan.confidence_label(), plan.reason.c_str());
     printf("%s", plan.to_text().c_str());
 }
+
+// "No confident match": what was looked at, so that the user can name the package.
+int print_no_confident_match(const Plan & plan, bool json_out) {
+    if (json_out) {
+        printf("%s\n", json({{"plan", plan.to_json()}, {"executed", false}, {"no_confident_match", true}}).dump().c_str());
+        return 1;
+    }
+    fprintf(stderr, "No confident match for '%s': %s.\n", plan.request.c_str(), plan.reason.c_str());
+    if (!plan.candidates.empty()) {
+        fprintf(stderr, "The closest packages:\n");
+        for (size_t i = 0; i < plan.candidates.size() && i < 3; ++i) {
+            fprintf(stderr, "  %-28s %s\n", plan.candidates[i].name.c_str(), plan.candidates[i].summary.c_str());
+        }
+    }
+    fprintf(stderr, "hint: name the package (cortex %s %s), or describe it in other words\n",
+            operation_name(plan.operation), plan.candidates.empty() ? "<package>" : plan.candidates[0].name.c_str());
+    return 1;
+}
+
+// A model's spinner on a terminal: what is happening and for how long, on stderr, erased when
+// the answer comes. Nothing when stderr is no terminal.
+class Spinner {
+  public:
+    explicit Spinner(std::string what) : what_(std::move(what)) {
+        if (!isatty(STDERR_FILENO)) return;
+        thread_ = std::thread([this] {
+            static const char * frames[] = {"|", "/", "-", "\\"};
+            const auto start = std::chrono::steady_clock::now();
+            std::unique_lock<std::mutex> lock(mutex_);
+            for (int i = 0; !done_; ++i) {
+                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                fprintf(stderr, "\r%s %s (%.1f s)", frames[i % 4], what_.c_str(), s);
+                fflush(stderr);
+                wake_.wait_for(lock, std::chrono::milliseconds(100));
+            }
+            fprintf(stderr, "\r\033[K");
+            fflush(stderr);
+        });
+    }
+    ~Spinner() {
+        if (!thread_.joinable()) return;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            done_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+
+  private:
+    std::string what_;
+    std::thread thread_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool done_ = false;
+};
+
+// The provider with a spinner while it works.
+class SpinningProvider : public Provider {
+  public:
+    explicit SpinningProvider(std::unique_ptr<Provider> inner) : inner_(std::move(inner)) {}
+    ProviderReply chat(const ProviderRequest & request) override {
+        Spinner spinner("planning with the model");
+        return inner_->chat(request);
+    }
+    std::string name() const override { return inner_->name(); }
+
+  private:
+    std::unique_ptr<Provider> inner_;
+};
 
 int run_plan_command(Operation op, const std::vector<std::string> & words, bool execute, bool yes,
                      const CommonOptions & common) {
@@ -136,22 +224,41 @@ int run_plan_command(Operation op, const std::vector<std::string> & words, bool 
     }
     std::string no_model_note;
     std::unique_ptr<Provider> provider = planning_provider(settings, common.no_model, no_model_note);
+    if (provider && !common.json) provider = std::make_unique<SpinningProvider>(std::move(provider));
     PlannerOptions options;
     options.provider = provider.get();
     options.no_model_reason = no_model_note;
     options.cancel = &g_interrupted;
+    options.simulate = !common.choose_only;
+    if (common.choose_only && execute) {
+        throw Error(ErrorCode::kInvalidArgument, "--choose-only skips apt's simulation, so nothing can be executed",
+                    "drop --choose-only to plan and run");
+    }
     Planner planner(*index, options);
     const std::string request = join_words(words);
     Plan plan = planner.plan(op, request);
+    if (plan.no_confident_match) return print_no_confident_match(plan, common.json);
     if (execute && !plan.empty()) {
-        if (!common.json) print_plan(plan, operation_name(op) == std::string("install") ? "Install" : "Remove");
-        return execute_and_record(plan, std::string(operation_name(op)) + " " + request, yes, common.json);
+        if (plan.confidence < kExecuteConfidence) {
+            // A guess is shown, never run: the user names the package to run it.
+            if (!common.json) print_plan(plan, plan_title(op));
+            std::string named;
+            for (const std::string & p : plan.packages) named += " " + p;
+            throw Error(ErrorCode::kInvalidArgument,
+                        std::string("refused to execute: this plan was guessed (") + plan.method + ", confidence " +
+                            plan.confidence_label() + "), not asked for by name",
+                        "check the plan, then run it by name: cortex " + std::string(operation_name(op)) + named +
+                            " --execute");
+        }
+        if (!common.json) print_plan(plan, plan_title(op));
+        return execute_and_record(plan, std::string(operation_name(op)) + (request.empty() ? "" : " " + request), yes,
+                                  common.json);
     }
     if (common.json) {
         printf("%s\n", json({{"plan", plan.to_json()}, {"executed", false}}).dump().c_str());
         return 0;
     }
-    print_plan(plan, op == Operation::kInstall ? "Install" : "Remove");
+    print_plan(plan, plan_title(op));
     if (plan.empty()) {
         printf("\nNothing to do.\n");
     } else if (!execute) {
@@ -319,13 +426,19 @@ int main(int argc, char ** argv) {
     CLI::App * install =
         app.add_subcommand("install", "plan (and with --execute, run) the installation of what you ask for");
     CLI::App * remove = app.add_subcommand("remove", "plan (and with --execute, run) the removal of what you ask for");
-    for (CLI::App * cmd : {install, remove}) {
-        cmd->add_option("request", words, "package names or plain words, e.g. nginx or \"a pdf viewer\"")->required();
+    CLI::App * upgrade = app.add_subcommand(
+        "upgrade", "plan (and with --execute, run) upgrades: of the named packages, or of everything upgradable");
+    for (CLI::App * cmd : {install, remove, upgrade}) {
+        auto * request_option =
+            cmd->add_option("request", words, "package names or plain words, e.g. nginx or \"a pdf viewer\"");
+        if (cmd != upgrade) request_option->required();
         auto * d = cmd->add_flag("--dry-run", dry_run, "show apt's simulated plan only (the default)");
         auto * x = cmd->add_flag("--execute", execute, "run the plan with apt after a confirmation");
         d->excludes(x);
         cmd->add_flag("-y,--yes", yes, "do not ask for confirmation");
         cmd->add_flag("--no-model", common.no_model, "choose packages from the index alone");
+        cmd->add_flag("--choose-only", common.choose_only,
+                      "show which packages would be chosen, without apt's simulation (fast)");
         add_common(cmd, true);
     }
 
@@ -370,6 +483,7 @@ int main(int argc, char ** argv) {
     return cli::run_guarded(common.json, [&] {
         if (install->parsed()) return run_plan_command(Operation::kInstall, words, execute, yes, common);
         if (remove->parsed()) return run_plan_command(Operation::kRemove, words, execute, yes, common);
+        if (upgrade->parsed()) return run_plan_command(Operation::kUpgrade, words, execute, yes, common);
         if (ask_cmd->parsed()) return run_ask(question, max_tokens, common);
         if (history_cmd->parsed()) return run_history(limit, history_show->parsed() ? show_id : 0, common);
         if (rollback->parsed()) return run_rollback(rollback_id, rollback_dry_run, yes, common);

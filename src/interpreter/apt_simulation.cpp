@@ -1,5 +1,6 @@
 #include "interpreter/apt_simulation.h"
 
+#include <algorithm>
 #include <regex>
 
 #include "core/file_util.h"
@@ -11,20 +12,30 @@ namespace cortex::interpreter {
 
 // Debian policy 5.6.1: lower-case letters, digits, '+', '-', '.'; at least two characters,
 // starting with an alphanumeric. With an optional ":arch" and "=version" (policy 5.6.12).
+// Or "/RELEASE" instead of "=version", or the absolute path of a local .deb (apt reads an argument
+// with a '/' and a .deb suffix as a file): nothing that apt could take for an option.
 static bool valid_package_argument(const std::string & s) {
-    static const std::regex re(R"([a-z0-9][a-z0-9+.\-]+(:[a-z0-9\-]+)?(=[A-Za-z0-9.+~:\-]+)?)");
+    static const std::regex re(R"([a-z0-9][a-z0-9+.\-]+(:[a-z0-9\-]+)?(=[A-Za-z0-9.+~:\-]+|/[A-Za-z0-9._\-]+)?)");
+    if (s.starts_with("/") && s.ends_with(".deb")) {
+        return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+    }
     return std::regex_match(s, re);
 }
 
 std::vector<std::string> apt_command(Operation op, const std::vector<std::string> & packages) {
-    if (packages.empty()) {
+    if (packages.empty() && op != Operation::kUpgrade) {
         throw Error(ErrorCode::kInvalidArgument, "no package to " + std::string(operation_name(op)),
                     "name at least one package");
     }
-    std::vector<std::string> argv = {"apt-get", operation_name(op), "-y", "-q"};
-    if (op == Operation::kInstall) {
+    // Upgrading named packages is an install that may only upgrade; upgrading everything is
+    // apt-get upgrade, which neither installs new packages nor removes any.
+    const bool upgrade_all = op == Operation::kUpgrade && packages.empty();
+    std::vector<std::string> argv = {"apt-get", upgrade_all ? "upgrade" : (op == Operation::kRemove ? "remove" : "install"),
+                                     "-y", "-q"};
+    if (op == Operation::kUpgrade && !upgrade_all) argv.push_back("--only-upgrade");
+    if (op != Operation::kRemove) {
         // An install must never remove anything: a conflict that needs a removal fails instead.
-        argv.push_back("--no-remove");
+        if (!upgrade_all) argv.push_back("--no-remove");
         // With no terminal, a question about a locally changed configuration file would fail
         // the run; keep the user's file, as apt's default answer does.
         for (const char * o : {"Dpkg::Options::=--force-confdef", "Dpkg::Options::=--force-confold"}) {
@@ -144,7 +155,23 @@ static std::string simulation_pkgcache() {
 }
 
 Simulation simulate(Operation op, const std::vector<std::string> & packages) {
-    std::vector<std::string> argv = apt_command(op, packages);
+    return simulate_command(apt_command(op, packages));
+}
+
+Simulation simulate_command(std::vector<std::string> argv) {
+    if (argv.size() < 3 || argv[0] != "apt-get" ||
+        (argv[1] != "install" && argv[1] != "remove" && argv[1] != "upgrade") || argv[2] != "-y") {
+        throw Error(ErrorCode::kInvalidArgument, "a plan command is not an apt-get install, remove or upgrade",
+                    "the plan is damaged");
+    }
+    const Operation op =
+        argv[1] == "remove" ? Operation::kRemove : (argv[1] == "upgrade" ? Operation::kUpgrade : Operation::kInstall);
+    for (const std::string & p : command_packages(argv)) {
+        if (!valid_package_argument(p)) {
+            throw Error(ErrorCode::kInvalidArgument, "'" + p + "' is not a Debian package name",
+                        "the plan is damaged");
+        }
+    }
     // -s instead of -y: with -y apt refuses outright to simulate removing essential packages,
     // and the planner must see that transaction to explain its own refusal.
     argv[2] = "-s";

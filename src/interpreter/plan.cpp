@@ -11,7 +11,29 @@
 namespace cortex::interpreter {
 
 const char * operation_name(Operation op) {
-    return op == Operation::kInstall ? "install" : "remove";
+    switch (op) {
+        case Operation::kInstall:
+            return "install";
+        case Operation::kRemove:
+            return "remove";
+        case Operation::kUpgrade:
+            return "upgrade";
+    }
+    return "install";
+}
+
+static Operation operation_from_name(const std::string & name) {
+    for (Operation op : {Operation::kInstall, Operation::kRemove, Operation::kUpgrade}) {
+        if (name == operation_name(op)) return op;
+    }
+    throw Error(ErrorCode::kInvalidArgument, "unknown operation '" + name + "' in a recorded plan",
+                "the history database may come from a newer Cortex");
+}
+
+const char * Plan::confidence_label() const {
+    if (confidence >= kExecuteConfidence) return "high";
+    if (confidence >= kPlanConfidence) return "medium";
+    return "low";
 }
 
 const char * change_kind_name(PackageChange::Kind kind) {
@@ -51,10 +73,14 @@ nlohmann::json Plan::to_json() const {
                                 {"download_bytes", c.download_bytes},
                                 {"disk_delta_bytes", c.disk_delta_bytes}});
     }
+    nlohmann::json candidates_json = nlohmann::json::array();
+    for (const Candidate & c : candidates) {
+        candidates_json.push_back({{"package", c.name}, {"summary", c.summary}, {"score", c.score}, {"kind", c.kind}});
+    }
     return {{"operation", operation_name(operation)},
             {"request", request},
             {"packages", packages},
-            {operation == Operation::kInstall ? "already_installed" : "not_installed", already_done},
+            {operation == Operation::kRemove ? "not_installed" : "already_installed", already_done},
             {"changes", changes_json},
             {"download_bytes", download_bytes},
             {"disk_delta_bytes", disk_delta_bytes},
@@ -62,7 +88,12 @@ nlohmann::json Plan::to_json() const {
             {"commands", commands},
             {"chosen_by", chosen_by},
             {"reason", reason},
-            {"notes", notes}};
+            {"notes", notes},
+            {"method", method},
+            {"confidence", confidence},
+            {"confidence_label", confidence_label()},
+            {"candidates", candidates_json},
+            {"no_confident_match", no_confident_match}};
 }
 
 std::string human_bytes(double bytes) {
@@ -82,7 +113,10 @@ std::string Plan::to_text() const {
     size_t name_w = 7, version_w = 7;
     for (const PackageChange & c : changes) {
         name_w = std::max(name_w, c.name.size());
-        version_w = std::max(version_w, (c.new_version.empty() ? c.old_version : c.new_version).size());
+        size_t w = (c.new_version.empty() ? c.old_version : c.new_version).size();
+        if (!c.old_version.empty() && !c.new_version.empty() && c.old_version != c.new_version)
+            w = c.old_version.size() + 4 + c.new_version.size();
+        version_w = std::max(version_w, w);
     }
     if (!changes.empty()) {
         snprintf(line, sizeof line, "  %-*s  %-9s  %-*s  %10s  %10s\n", static_cast<int>(name_w), "Package", "Action",
@@ -93,15 +127,22 @@ std::string Plan::to_text() const {
         // always shown, the first dependencies after them, the rest counted (--json has all).
         constexpr size_t kMaxRows = 30;
         size_t shown = 0, hidden = 0;
-        for (const PackageChange & c : changes) shown += c.requested;
+        // Changes to installed packages (upgrades, downgrades, removals) are always shown: they
+        // are what a user most needs to see before saying yes.
+        auto always_shown = [](const PackageChange & c) {
+            return c.requested || c.kind != PackageChange::Kind::kInstall;
+        };
+        for (const PackageChange & c : changes) shown += always_shown(c);
         for (const PackageChange & c : changes) {
             ++counts[static_cast<int>(c.kind)];
-            if (!c.requested && shown >= kMaxRows) {
+            if (!always_shown(c) && shown >= kMaxRows) {
                 ++hidden;
                 continue;
             }
-            shown += !c.requested;
-            const std::string version = c.new_version.empty() ? c.old_version : c.new_version;
+            shown += !always_shown(c);
+            std::string version = c.new_version.empty() ? c.old_version : c.new_version;
+            if (!c.old_version.empty() && !c.new_version.empty() && c.old_version != c.new_version)
+                version = c.old_version + " -> " + c.new_version;
             snprintf(line, sizeof line, "  %-*s  %-9s  %-*s  %10s  %10s%s\n", static_cast<int>(name_w), c.name.c_str(),
                      change_kind_name(c.kind), static_cast<int>(version_w), version.c_str(),
                      c.download_bytes ? human_bytes(static_cast<double>(c.download_bytes)).c_str() : "-",
@@ -126,7 +167,7 @@ std::string Plan::to_text() const {
     };
     if (!services.empty()) out += "  Services started on installation: " + list(services) + "\n";
     if (!already_done.empty()) {
-        out += std::string("  ") + (operation == Operation::kInstall ? "Already installed: " : "Not installed: ") +
+        out += std::string("  ") + (operation == Operation::kRemove ? "Not installed: " : "Already installed: ") +
                list(already_done) + "\n";
     }
     for (const std::string & n : notes) out += "  Note: " + n + "\n";
@@ -144,10 +185,10 @@ std::string Plan::to_text() const {
 Plan Plan::from_json(const nlohmann::json & j) {
     try {
         Plan p;
-        p.operation = j.at("operation").get<std::string>() == "remove" ? Operation::kRemove : Operation::kInstall;
+        p.operation = operation_from_name(j.at("operation").get<std::string>());
         p.request = j.at("request").get<std::string>();
         p.packages = j.at("packages").get<std::vector<std::string>>();
-        p.already_done = j.at(p.operation == Operation::kInstall ? "already_installed" : "not_installed")
+        p.already_done = j.at(p.operation == Operation::kRemove ? "not_installed" : "already_installed")
                              .get<std::vector<std::string>>();
         for (const auto & c : j.at("changes")) {
             PackageChange change;
@@ -168,6 +209,14 @@ Plan Plan::from_json(const nlohmann::json & j) {
         p.chosen_by = j.at("chosen_by").get<std::string>();
         p.reason = j.at("reason").get<std::string>();
         p.notes = j.at("notes").get<std::vector<std::string>>();
+        // Plans recorded before confidence existed were all chosen by name or by the index.
+        p.method = j.value("method", std::string("exact name"));
+        p.confidence = j.value("confidence", 1.0);
+        for (const auto & c : j.value("candidates", nlohmann::json::array())) {
+            p.candidates.push_back({c.at("package").get<std::string>(), c.at("summary").get<std::string>(),
+                                    c.at("score").get<double>(), c.at("kind").get<std::string>()});
+        }
+        p.no_confident_match = j.value("no_confident_match", false);
         return p;
     } catch (const nlohmann::json::exception & e) {
         throw Error(ErrorCode::kInvalidArgument, std::string("malformed plan: ") + e.what(),

@@ -9,9 +9,9 @@
 
 namespace cortex::interpreter {
 
-enum class Operation { kInstall, kRemove };
+enum class Operation { kInstall, kRemove, kUpgrade };
 
-// "install" / "remove".
+// "install" / "remove" / "upgrade".
 const char * operation_name(Operation op);
 
 // One package transition of apt's simulated transaction.
@@ -30,6 +30,20 @@ struct PackageChange {
 // "install", "upgrade", "downgrade", "reinstall", "remove".
 const char * change_kind_name(PackageChange::Kind kind);
 
+// A package the planner considered, for people (the best few when it is unsure) and for the
+// evaluation bench (recall of the right package among them).
+struct Candidate {
+    std::string name;
+    std::string summary;
+    double score = 0;
+    std::string kind;  // "program", "library", ...
+};
+
+// Confidence at or above which a plan may run with --execute without the user naming the package.
+inline constexpr double kExecuteConfidence = 0.8;
+// Below this a free-text request gets "no confident match" instead of a plan.
+inline constexpr double kPlanConfidence = 0.55;
+
 struct Plan {
     Operation operation = Operation::kInstall;
     std::string request;                    // the words the user typed
@@ -43,8 +57,17 @@ struct Plan {
     std::string chosen_by;                           // "exact name", "package index", "model <name> (<how>)"
     std::string reason;                              // one line: why these packages
     std::vector<std::string> notes;                  // anything the user should know
+    // How the packages were chosen: "apt syntax", "exact name", "typo", "intent", "equivalent",
+    // "facets + text", "model" or "history"; and how sure that is (0..1, see kExecuteConfidence).
+    std::string method = "exact name";
+    double confidence = 1.0;
+    std::vector<Candidate> candidates;  // the best candidates considered, best first (free text only)
+    // Nothing was planned: no candidate fits the request well enough (candidates has the best).
+    bool no_confident_match = false;
 
     bool empty() const { return changes.empty(); }
+    // "high", "medium" or "low".
+    const char * confidence_label() const;
     nlohmann::json to_json() const;
     // For people: the table of changes, totals, services and the commands.
     std::string to_text() const;
