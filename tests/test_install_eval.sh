@@ -14,7 +14,7 @@ export CORTEX_HOME="$tmp/home" LLAMACPP_N_CTX=4096 LLAMACPP_N_THREADS=2
 status=0
 # Floors: the figures measured when the set was written (docs/PERFORMANCE.md), less a little.
 $py "$repo/bench/bench_install_eval.py" "$cortex" --set "$repo/data/eval/install-requests.tsv" \
-    --floor "${CORTEX_EVAL_FLOOR:-0.65,0.84,2,0.97}" || status=1
+    --floor "${CORTEX_EVAL_FLOOR:-0.66,0.83,1,0.97}" || status=1
 "$preload" start --socket "$tmp/d.sock" --model "$model" >/dev/null 2>&1 || { echo "cortex-preload start failed"; exit 1; }
 CORTEX_PRELOAD=required CORTEX_PRELOAD_SOCKET="$tmp/d.sock" LLAMACPP_MODEL="$model" \
     $py "$repo/bench/bench_install_eval.py" "$cortex" --set "$repo/data/eval/install-requests.tsv" --model --choose-only || status=1
