@@ -124,6 +124,20 @@ if [ "$(id -u)" = 0 ]; then
     dpkg-query -W -f='${Status}' hello 2>/dev/null | grep -q "install ok installed" && fail "hello still installed" || ok
     expect 1 "already rolled back" -- "$cortex" rollback 1 --yes
     out="$("$cortex" history --json)"; [ "$(json_field "[1]['rolled_back_by']" <<<"$out")" = "2" ] && ok || fail "history --json: $out"
+    # An upgrade through `cortex upgrade`, recorded and rolled back like any plan: jq to the older
+    # of two versions in the lists (libjq1 pinned along), then upgraded, then rolled back.
+    jq_versions="$(apt-cache madison jq | awk '{print $3}')"
+    if [ "$(wc -l <<<"$jq_versions")" -ge 2 ]; then
+        older="$(tail -1 <<<"$jq_versions")"; newer="$(head -1 <<<"$jq_versions")"
+        expect 0 "Recorded as history entry" -- "$cortex" install "jq=$older" --execute --yes
+        [ "$(dpkg-query -W -f='${Version}' jq)" = "$older" ] && ok || fail "jq is not at $older"
+        re() { sed 's/[.+~]/\\&/g' <<<"$1"; }
+        expect 0 "jq +upgrade +$(re "$older") -> $(re "$newer")" -- "$cortex" upgrade jq --dry-run
+        out="$("$cortex" upgrade jq --execute --yes --json)"; id="$(json_field "['history_id']" <<<"$out")"
+        [ "$(dpkg-query -W -f='${Version}' jq)" = "$newer" ] && ok || fail "jq not upgraded: $out"
+        expect 0 "Recorded as history entry" -- "$cortex" rollback "$id" --yes
+        [ "$(dpkg-query -W -f='${Version}' jq)" = "$older" ] && ok || fail "rollback of the upgrade left jq at $(dpkg-query -W -f='${Version}' jq)"
+    fi
     # Not root and no sudo: a clear error before anything runs.
     mkdir -p "$tmp/nobody" && chmod 777 "$tmp/nobody" && chmod 755 "$tmp"
     expect 1 "needs root.*sudo" -- runuser -u nobody -- env PATH=/usr/bin:/bin CORTEX_HOME="$tmp/nobody" "$cortex" install hello --execute --yes

@@ -18,8 +18,8 @@
 #include "interpreter/package_index.h"
 #include "interpreter/package_ranking.h"
 #include "interpreter/planner.h"
-#include "interpreter/request_syntax.h"
 #include "interpreter/provider.h"
+#include "interpreter/request_syntax.h"
 #include "test_support.h"
 
 using namespace cortex;
@@ -136,6 +136,20 @@ TEST(AptSimulation, CommandsAreFixedTemplatesWithCheckedNames) {
     EXPECT_NE(std::find(argv.begin(), argv.end(), "--no-remove"), argv.end());
     EXPECT_EQ(command_packages(argv),
               (std::vector<std::string>{"nginx", "g++", "docker.io", "libc6:i386", "hello=2.10-3"}));
+    // A named version may be a downgrade (a rollback's always may): apt-get -y needs to be told.
+    EXPECT_NE(std::find(argv.begin(), argv.end(), "--allow-downgrades"), argv.end());
+    argv = apt_command(Operation::kInstall, {"nginx"});
+    EXPECT_EQ(std::find(argv.begin(), argv.end(), "--allow-downgrades"), argv.end());
+    argv = apt_command(Operation::kUpgrade, {});
+    EXPECT_EQ(argv[1], "upgrade");
+    EXPECT_TRUE(command_packages(argv).empty());
+    argv = apt_command(Operation::kUpgrade, {"jq"});
+    EXPECT_EQ(argv[1], "install");
+    EXPECT_NE(std::find(argv.begin(), argv.end(), "--only-upgrade"), argv.end());
+    EXPECT_EQ(command_packages(apt_command(Operation::kInstall, {"nginx/bookworm", "/tmp/x y.deb"})),
+              (std::vector<std::string>{"nginx/bookworm", "/tmp/x y.deb"}));
+    expect_error(ErrorCode::kInvalidArgument, [] { apt_command(Operation::kInstall, {"./relative.deb"}); });
+    expect_error(ErrorCode::kInvalidArgument, [] { apt_command(Operation::kInstall, {"/tmp/x\n.deb"}); });
     EXPECT_EQ(apt_command(Operation::kRemove, {"nginx"}),
               (std::vector<std::string>{"apt-get", "remove", "-y", "-q", "nginx"}));
     // Nothing that apt could read as an option, and nothing a shell would care about (there is none).
@@ -499,7 +513,8 @@ TEST(RequestSyntax, InspectsLocalDebFiles) {
                    "Installed-Size: 1\nDescription: a package built by the tests\n";
     }
     ASSERT_EQ(std::system(("dpkg-deb --build --root-owner-group " + dir.file("pkg") + " " + dir.file("hello.deb") +
-                           " >/dev/null 2>&1").c_str()),
+                           " >/dev/null 2>&1")
+                              .c_str()),
               0);
     DebInfo info = inspect_deb(dir.file("hello.deb"));
     EXPECT_EQ(info.name, "cortex-test-hello");
@@ -622,14 +637,17 @@ TEST(Ranking, ProgramsOutrankLibrariesAndConfidenceStaysBelowExecution) {
     EXPECT_LT(c, kExecuteConfidence);  // a text match is never certain
     EXPECT_EQ(ranking_confidence({}), 0);
     // Packages tagged with the request's facets are found although their summary has other words.
-    const std::vector<PackageRecord> tagged = machine_index().with_tags({"works-with::image:vector", "use::editing"}, 200);
-    EXPECT_TRUE(std::any_of(tagged.begin(), tagged.end(), [](const PackageRecord & r) { return r.name == "inkscape"; }));
+    const std::vector<PackageRecord> tagged =
+        machine_index().with_tags({"works-with::image:vector", "use::editing"}, 200);
+    EXPECT_TRUE(
+        std::any_of(tagged.begin(), tagged.end(), [](const PackageRecord & r) { return r.name == "inkscape"; }));
     EXPECT_TRUE(std::none_of(tagged.begin(), tagged.end(), [](const PackageRecord & r) { return r.name == "vim"; }));
 }
 
 TEST(Equivalents, EveryPackageExistsAndNamesAreMatchedAsWords) {
     for (const Product & p : products()) {
-        for (const std::string & name : p.packages) EXPECT_TRUE(machine_index().find(name)) << p.product << ": " << name;
+        for (const std::string & name : p.packages)
+            EXPECT_TRUE(machine_index().find(name)) << p.product << ": " << name;
         for (const std::string & name : p.debian_packages) EXPECT_TRUE(machine_index().find(name)) << name;
         EXPECT_FALSE(p.names.empty());
     }

@@ -735,7 +735,8 @@ TEST_F(ProviderTest, PlannerAsksOllamaAndKeepsOnlyCandidates) {
     ASSERT_FALSE(p.notes.empty());
     EXPECT_NE(p.notes[0].find("not a valid plan"), std::string::npos);
     ollama.set_chat({200, ollama_chat_body("this is not json")});
-    EXPECT_TRUE(planner.plan(Operation::kInstall, "a fast http server for my blog").chosen_by.starts_with("package index, after model"));
+    EXPECT_TRUE(planner.plan(Operation::kInstall, "a fast http server for my blog")
+                    .chosen_by.starts_with("package index, after model"));
     // "none": the model found nothing fitting, and nothing is planned.
     ollama.set_chat({200, ollama_chat_body(R"({"package": "none", "reason": "no blog engine here"})")});
     p = planner.plan(Operation::kInstall, "a fast http server for my blog");

@@ -148,7 +148,8 @@ void print_plan(const Plan & plan, const char * title) {
 // "No confident match": what was looked at, so that the user can name the package.
 int print_no_confident_match(const Plan & plan, bool json_out) {
     if (json_out) {
-        printf("%s\n", json({{"plan", plan.to_json()}, {"executed", false}, {"no_confident_match", true}}).dump().c_str());
+        printf("%s\n",
+               json({{"plan", plan.to_json()}, {"executed", false}, {"no_confident_match", true}}).dump().c_str());
         return 1;
     }
     fprintf(stderr, "No confident match for '%s': %s.\n", plan.request.c_str(), plan.reason.c_str());

@@ -31,8 +31,10 @@ std::vector<std::string> translation_files(const std::string & lists_dir) {
 }
 
 static std::string trim_text(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\'' || s.front() == '"')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\'' || s.back() == '"')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\'' || s.front() == '"'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\'' || s.back() == '"'))
+        s.remove_suffix(1);
     return std::string(s);
 }
 

@@ -30,12 +30,19 @@ std::vector<std::string> apt_command(Operation op, const std::vector<std::string
     // Upgrading named packages is an install that may only upgrade; upgrading everything is
     // apt-get upgrade, which neither installs new packages nor removes any.
     const bool upgrade_all = op == Operation::kUpgrade && packages.empty();
-    std::vector<std::string> argv = {"apt-get", upgrade_all ? "upgrade" : (op == Operation::kRemove ? "remove" : "install"),
-                                     "-y", "-q"};
+    std::vector<std::string> argv = {
+        "apt-get", upgrade_all ? "upgrade" : (op == Operation::kRemove ? "remove" : "install"), "-y", "-q"};
     if (op == Operation::kUpgrade && !upgrade_all) argv.push_back("--only-upgrade");
     if (op != Operation::kRemove) {
         // An install must never remove anything: a conflict that needs a removal fails instead.
         if (!upgrade_all) argv.push_back("--no-remove");
+        // A version the user named (or a rollback's old one) may be older than the installed
+        // one: apt-get -y refuses any downgrade unless told; the plan shows it as a downgrade
+        // before anything runs.
+        if (std::any_of(packages.begin(), packages.end(), [](const std::string & p) {
+                return !p.starts_with("/") && p.find_first_of("=/") != std::string::npos;
+            }))
+            argv.push_back("--allow-downgrades");
         // With no terminal, a question about a locally changed configuration file would fail
         // the run; keep the user's file, as apt's default answer does.
         for (const char * o : {"Dpkg::Options::=--force-confdef", "Dpkg::Options::=--force-confold"}) {
@@ -168,8 +175,7 @@ Simulation simulate_command(std::vector<std::string> argv) {
         argv[1] == "remove" ? Operation::kRemove : (argv[1] == "upgrade" ? Operation::kUpgrade : Operation::kInstall);
     for (const std::string & p : command_packages(argv)) {
         if (!valid_package_argument(p)) {
-            throw Error(ErrorCode::kInvalidArgument, "'" + p + "' is not a Debian package name",
-                        "the plan is damaged");
+            throw Error(ErrorCode::kInvalidArgument, "'" + p + "' is not a Debian package name", "the plan is damaged");
         }
     }
     // -s instead of -y: with -y apt refuses outright to simulate removing essential packages,

@@ -12,8 +12,8 @@ namespace cortex::interpreter {
 // The argv that performs `op` on `packages` ("name", "name=version", "name/release", "name:arch"
 // or the absolute path of a .deb), e.g. {"apt-get", "install", "-y", "-q", "--no-remove", "nginx"}.
 // Install never removes anything (--no-remove). Upgrade of no packages is `apt-get upgrade`; of
-// named ones, `apt-get install --only-upgrade`. Throws Error(kInvalidArgument) for a name that is not a Debian package name,
-// so that no argument can ever be read as an option.
+// named ones, `apt-get install --only-upgrade`. Throws Error(kInvalidArgument) for a name that is not a Debian package
+// name, so that no argument can ever be read as an option.
 std::vector<std::string> apt_command(Operation op, const std::vector<std::string> & packages);
 
 // The package arguments of an apt_command() argv (options and their values skipped).

@@ -31,9 +31,9 @@ const std::vector<Product> & products() {
 // like X" is a wish, not a comparison.
 static bool asks_for_likeness(const std::string & request) {
     const std::string r = " " + to_lower(request) + " ";
-    for (const char * marker : {"alternative", "replacement", "replace ", "equivalent", "similar", "instead of",
-                                " clone", "substitute", " for linux", " on linux", " version of", "open source ",
-                                "open-source ", "free "}) {
+    for (const char * marker :
+         {"alternative", "replacement", "replace ", "equivalent", "similar", "instead of", " clone", "substitute",
+          " for linux", " on linux", " version of", "open source ", "open-source ", "free "}) {
         if (r.find(marker) != std::string::npos) return true;
     }
     for (size_t at = r.find(" like "); at != std::string::npos; at = r.find(" like ", at + 1)) {

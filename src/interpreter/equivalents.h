@@ -22,8 +22,8 @@ const std::vector<Product> & products();
 
 struct ProductMention {
     const Product * product = nullptr;
-    size_t first = 0;          // index of its first word in the request's words
-    size_t count = 0;          // how many words its name takes
+    size_t first = 0;           // index of its first word in the request's words
+    size_t count = 0;           // how many words its name takes
     bool like_context = false;  // "like X", "alternative to X", "X replacement", "X for linux"
 };
 

@@ -362,7 +362,8 @@ static void build_cache(const std::string & path, const std::vector<std::string>
         b.related.erase(std::unique(b.related.begin(), b.related.end()), b.related.end());
         std::set<std::string> targets(b.related.begin(), b.related.end());
         for (const std::string & target : b.related) {
-            if (auto it = providers.find(target); it != providers.end()) targets.insert(it->second.begin(), it->second.end());
+            if (auto it = providers.find(target); it != providers.end())
+                targets.insert(it->second.begin(), it->second.end());
         }
         targets.erase(name);
         // Tasks and metapackages ("task-gnome-desktop", "kde-standard") are the archive's own
@@ -681,9 +682,11 @@ std::vector<PackageRecord> PackageIndex::with_name_prefix(std::string_view prefi
     return names_between(std::string(prefix), std::string(prefix) + "\x7f", limit);
 }
 
-std::vector<PackageRecord> PackageIndex::names_between(const std::string & low, const std::string & high, int limit) const {
-    static const std::string sql = std::string("SELECT ") + kRecordColumns +
-                                   " FROM packages p WHERE p.name >= ? AND p.name < ? AND p.best = 1 ORDER BY p.name LIMIT ?";
+std::vector<PackageRecord> PackageIndex::names_between(const std::string & low, const std::string & high,
+                                                       int limit) const {
+    static const std::string sql =
+        std::string("SELECT ") + kRecordColumns +
+        " FROM packages p WHERE p.name >= ? AND p.name < ? AND p.best = 1 ORDER BY p.name LIMIT ?";
     SqliteStatement s = prepare(impl_->db.get(), impl_->path, sql.c_str());
     sqlite3_bind_text(s.get(), 1, low.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, high.c_str(), -1, SQLITE_TRANSIENT);
@@ -694,8 +697,7 @@ std::vector<PackageRecord> PackageIndex::names_between(const std::string & low, 
 }
 
 std::vector<PackageVersion> PackageIndex::versions(std::string_view name) const {
-    SqliteStatement s =
-        prepare(impl_->db.get(), impl_->path, "SELECT version, releases FROM packages WHERE name = ?");
+    SqliteStatement s = prepare(impl_->db.get(), impl_->path, "SELECT version, releases FROM packages WHERE name = ?");
     sqlite3_bind_text(s.get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
     std::vector<PackageVersion> out;
     while (sqlite3_step(s.get()) == SQLITE_ROW) {
@@ -738,8 +740,10 @@ std::vector<PackageRecord> PackageIndex::with_tags(const std::vector<std::string
     if (tags.empty() || limit <= 0) return out;
     // The first tag's packages, most depended-on first (an index range), kept when they carry
     // the other tags too (one index lookup each): no sort of the whole tag.
-    std::string sql = std::string("SELECT ") + kRecordColumns + " FROM tags t JOIN packages p ON p.id = t.id WHERE t.tag = ?";
-    for (size_t i = 1; i < tags.size(); ++i) sql += " AND EXISTS (SELECT 1 FROM tags o WHERE o.tag = ? AND o.id = t.id)";
+    std::string sql =
+        std::string("SELECT ") + kRecordColumns + " FROM tags t JOIN packages p ON p.id = t.id WHERE t.tag = ?";
+    for (size_t i = 1; i < tags.size(); ++i)
+        sql += " AND EXISTS (SELECT 1 FROM tags o WHERE o.tag = ? AND o.id = t.id)";
     sql += " ORDER BY t.rdeps DESC LIMIT ?";
     SqliteStatement s = prepare(impl_->db.get(), impl_->path, sql.c_str());
     int i = 1;
@@ -752,8 +756,7 @@ std::vector<PackageRecord> PackageIndex::with_tags(const std::vector<std::string
 bool PackageIndex::is_vocabulary_word(std::string_view word) const {
     const std::vector<std::string> terms = query_terms(word);
     if (terms.size() != 1) return false;
-    SqliteStatement s =
-        prepare(impl_->db.get(), impl_->path, "SELECT rowid FROM fts WHERE fts MATCH ? LIMIT 1");
+    SqliteStatement s = prepare(impl_->db.get(), impl_->path, "SELECT rowid FROM fts WHERE fts MATCH ? LIMIT 1");
     const std::string match = "{summary description} : \"" + terms[0] + "\"";
     sqlite3_bind_text(s.get(), 1, match.c_str(), -1, SQLITE_TRANSIENT);
     return sqlite3_step(s.get()) == SQLITE_ROW;

@@ -65,8 +65,7 @@ std::string stem(std::string w) {
             w.replace(w.size() - 3, 3, "y");
         } else if (w.size() > 4 && w.ends_with("sses")) {
             w.resize(w.size() - 2);
-        } else if (w.size() > 3 && w.ends_with("s") && !w.ends_with("ss") && !w.ends_with("us") &&
-                   !w.ends_with("is")) {
+        } else if (w.size() > 3 && w.ends_with("s") && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is")) {
             w.pop_back();
         }
         for (const char * suffix : {"ing", "ers", "er", "or", "ed", "ions", "ion", "ment"}) {
@@ -166,7 +165,8 @@ PackageText package_text(const PackageRecord & r) {
 }  // namespace
 
 // The same as words_match() with both stems already made (the ranking's hot loop).
-static bool stems_match(const std::string & word, const std::string & a, const std::string & text_word, const std::string & b) {
+static bool stems_match(const std::string & word, const std::string & a, const std::string & text_word,
+                        const std::string & b) {
     if (word == text_word || a == b) return true;
     const std::string & shorter = a.size() <= b.size() ? a : b;
     const std::string & longer = a.size() <= b.size() ? b : a;
@@ -210,7 +210,8 @@ std::string package_kind(const PackageRecord & r) {
             for (const std::string & p : rule.name_patterns) {
                 // "lib*:libs,perl": the pattern holds only in those Sections (libreoffice is no library).
                 const size_t colon = p.find(':');
-                if (colon != std::string::npos && ("," + p.substr(colon + 1) + ",").find("," + section + ",") == std::string::npos)
+                if (colon != std::string::npos &&
+                    ("," + p.substr(colon + 1) + ",").find("," + section + ",") == std::string::npos)
                     continue;
                 hit = hit || matches_pattern(r.name, p.substr(0, colon));
             }
@@ -300,8 +301,8 @@ RankedCandidate PackageRanker::assess(const PackageRecord & r, const std::vector
     return c;
 }
 
-std::vector<RankedCandidate> PackageRanker::rank(const std::vector<std::string> & words, int limit,
-                                                 bool installed_only, const std::vector<PackageRecord> & extra) const {
+std::vector<RankedCandidate> PackageRanker::rank(const std::vector<std::string> & words, int limit, bool installed_only,
+                                                 const std::vector<PackageRecord> & extra) const {
     const std::vector<std::string> content = content_words(words);
     std::vector<RankedCandidate> ranked;
     std::set<std::string> seen;
@@ -341,8 +342,10 @@ double ranking_confidence(const std::vector<RankedCandidate> & ranked) {
     if (ranked.empty()) return 0;
     const RankedCandidate & top = ranked.front();
     double confidence = 0.2 + 0.6 * top.coverage;
-    if (top.kind == "transitional") confidence *= 0.3;
-    else if (!top.kind_asked) confidence *= 0.6;
+    if (top.kind == "transitional")
+        confidence *= 0.3;
+    else if (!top.kind_asked)
+        confidence *= 0.6;
     return std::min(confidence, 0.79);
 }
 

@@ -13,10 +13,10 @@ namespace cortex::interpreter {
 
 struct RankedCandidate {
     PackageRecord package;
-    double score = 0;                   // the ranking order; only comparable within one request
-    double coverage = 0;                // share of the request's content words the package explains
-    std::string kind;                   // "program", "library", "language module", "plugin", ...
-    bool kind_asked = true;             // the request asks for this kind (always for programs)
+    double score = 0;                    // the ranking order; only comparable within one request
+    double coverage = 0;                 // share of the request's content words the package explains
+    std::string kind;                    // "program", "library", "language module", "plugin", ...
+    bool kind_asked = true;              // the request asks for this kind (always for programs)
     std::vector<std::string> explained;  // the request words it explains
     bool facet_explained = false;        // some word was explained by its facet's tags (data/facets.json)
 };

@@ -139,11 +139,10 @@ std::string short_tags(const std::string & tags) {
 
 std::vector<std::string> normalise_request(const std::string & request) {
     static const std::set<std::string> filler = {
-        "please", "install", "remove", "uninstall", "purge",    "delete",   "a",         "an",    "the",     "me",
-        "my",     "some",    "i",      "want",      "need",     "would",    "like",      "to",    "get",     "set",
-        "up",     "setup",   "add",    "new",       "package",  "packages", "and",       "also",  "can",     "you",
-        "for",    "on",      "this",   "machine",   "computer", "system",   "something", "thing", "software",
-        "upgrade", "plus"};
+        "please",  "install",  "remove",  "uninstall", "purge", "delete",   "a",       "an",  "the", "me", "my",
+        "some",    "i",        "want",    "need",      "would", "like",     "to",      "get", "set", "up", "setup",
+        "add",     "new",      "package", "packages",  "and",   "also",     "can",     "you", "for", "on", "this",
+        "machine", "computer", "system",  "something", "thing", "software", "upgrade", "plus"};
     std::vector<std::string> words;
     std::string cur;
     auto flush = [&] {
@@ -209,13 +208,13 @@ std::optional<std::string> Planner::resolve_name(const std::string & word, bool 
         {
             // "word0" up to "word:" are the names "word" followed by a digit (':' follows '9').
             for (const PackageRecord & r : index_.names_between(word + "0", word + ":", 100)) {
-            const std::string suffix = r.name.substr(word.size());
-            if (suffix.find_first_not_of("0123456789.") != std::string::npos || package_kind(r) != "program")
-                continue;
-            if (newest.empty() || compare_debian_versions(suffix, newest_suffix) > 0) {
-                newest = r.name;
-                newest_suffix = suffix;
-            }
+                const std::string suffix = r.name.substr(word.size());
+                if (suffix.find_first_not_of("0123456789.") != std::string::npos || package_kind(r) != "program")
+                    continue;
+                if (newest.empty() || compare_debian_versions(suffix, newest_suffix) > 0) {
+                    newest = r.name;
+                    newest_suffix = suffix;
+                }
             }
         }
         if (!newest.empty()) return newest;
@@ -224,7 +223,8 @@ std::optional<std::string> Planner::resolve_name(const std::string & word, bool 
     if (guessed) *guessed = true;
     const std::vector<std::string> providers = index_.providers(word);
     if (providers.size() == 1) return providers[0];
-    static const std::set<std::string> editions = {"esr", "gtk", "gtk3", "gtk4", "qt", "qt5", "qt6", "bin", "nox", "x11"};
+    static const std::set<std::string> editions = {"esr", "gtk", "gtk3", "gtk4", "qt",
+                                                   "qt5", "qt6", "bin",  "nox",  "x11"};
     std::vector<std::string> programs;
     for (const std::string & edition : editions) {
         std::optional<PackageRecord> r = index_.find(word + "-" + edition);
@@ -300,11 +300,11 @@ Planner::Choice Planner::choose_specs(Operation op, const std::vector<RequestTok
                                         : "did you mean " + join(similar, ", ") + "?");
         }
         if (!spec.arch.empty() && spec.arch != index_.architecture() && spec.arch != "all" && spec.arch != "any") {
-            throw Error(ErrorCode::kNotFound,
-                        spec.text + ": the architecture " + spec.arch + " is not this system's (" +
-                            index_.architecture() + ")",
-                        "foreign architectures need `sudo dpkg --add-architecture " + spec.arch +
-                            "` and `sudo apt-get update` first");
+            throw Error(
+                ErrorCode::kNotFound,
+                spec.text + ": the architecture " + spec.arch + " is not this system's (" + index_.architecture() + ")",
+                "foreign architectures need `sudo dpkg --add-architecture " + spec.arch +
+                    "` and `sudo apt-get update` first");
         }
         if (spec.kind == PackageSpec::Kind::kVersion || spec.kind == PackageSpec::Kind::kRelease) {
             const std::vector<PackageVersion> versions = index_.versions(spec.name);
@@ -393,15 +393,15 @@ Planner::Choice Planner::choose_words(Operation op, const std::string & request,
             if (index_.find(name)) available.push_back(name);
         }
         if (m->like_context && !available.empty()) {
-            Choice c{{available[0]},
-                     "equivalent",
-                     p.product + " is not in Debian's archive; " + available[0] + " is a free equivalent (" + p.what +
-                         ")",
-                     {},
-                     "equivalent",
-                     0.9,
-                     {},
-                     false};
+            Choice c{
+                {available[0]},
+                "equivalent",
+                p.product + " is not in Debian's archive; " + available[0] + " is a free equivalent (" + p.what + ")",
+                {},
+                "equivalent",
+                0.9,
+                {},
+                false};
             if (available.size() > 1) {
                 c.notes.push_back("other free equivalents: " +
                                   join(std::vector<std::string>(available.begin() + 1, available.end()), ", "));
@@ -483,7 +483,8 @@ Planner::Choice Planner::choose_words(Operation op, const std::string & request,
         mistyped.push_back(w + ": no such package; did you mean " + join(near, ", ") + "?");
     }
     if (!mistyped.empty() && words.size() > 1) {
-        throw Error(ErrorCode::kNotFound, join(mistyped, "\n"), "correct the name(s) and ask again; nothing was planned");
+        throw Error(ErrorCode::kNotFound, join(mistyped, "\n"),
+                    "correct the name(s) and ask again; nothing was planned");
     }
     if (!names.empty()) {
         // Words that describe the named packages (their summary, Section or tags, or a known need
@@ -515,8 +516,9 @@ Planner::Choice Planner::choose_words(Operation op, const std::string & request,
             }
         }
         if (undescribed.empty()) {
-            Choice c{names, "exact name", "requested by name", rename_notes, "exact name", std::min(0.95, name_confidence),
-                     {},    false};
+            Choice c{names,        "exact name", "requested by name",
+                     rename_notes, "exact name", std::min(0.95, name_confidence),
+                     {},           false};
             c.notes.push_back("'" + join(rest, " ") + "' read as a description of " + join(names, ", "));
             return c;
         }
@@ -586,8 +588,8 @@ Planner::Choice Planner::choose_free_text(Operation op, const std::string & requ
         }
     }
     const PackageRanker ranker(index_);
-    std::vector<RankedCandidate> ranked = ranker.rank(words, 20 + static_cast<int>(excluded_.size()) * 5,
-                                                      op == Operation::kRemove, extra);
+    std::vector<RankedCandidate> ranked =
+        ranker.rank(words, 20 + static_cast<int>(excluded_.size()) * 5, op == Operation::kRemove, extra);
     ranked.erase(std::remove_if(ranked.begin(), ranked.end(),
                                 [&](const RankedCandidate & r) {
                                     for (const std::string & x : excluded_) {
@@ -619,10 +621,10 @@ Planner::Choice Planner::choose_free_text(Operation op, const std::string & requ
         c.reason = ranked.empty() ? "no package matches" : "no package fits the request well enough";
         return c;
     }
-    c.notes.push_back("no language model was asked" +
-                      (options_.no_model_reason.empty() ? std::string(" (--no-model)")
-                                                        : ": " + options_.no_model_reason) +
-                      "; the package index alone chose");
+    c.notes.push_back(
+        "no language model was asked" +
+        (options_.no_model_reason.empty() ? std::string(" (--no-model)") : ": " + options_.no_model_reason) +
+        "; the package index alone chose");
     return c;
 }
 
@@ -640,12 +642,12 @@ Planner::Choice Planner::ask_model(Operation op, const std::string & request,
     names.push_back("none");
     // The grammar built from this schema lets the model name candidates only (or "none"), so
     // even a weak model yields a plan of real packages; the reason is bounded so that it ends.
-    const nlohmann::json schema = {{"type", "object"},
-                                   {"properties",
-                                    {{"package", {{"type", "string"}, {"enum", names}}},
-                                     {"reason", {{"type", "string"}, {"maxLength", 48}}}}},
-                                   {"required", {"package", "reason"}},
-                                   {"additionalProperties", false}};
+    const nlohmann::json schema = {
+        {"type", "object"},
+        {"properties",
+         {{"package", {{"type", "string"}, {"enum", names}}}, {"reason", {{"type", "string"}, {"maxLength", 48}}}}},
+        {"required", {"package", "reason"}},
+        {"additionalProperties", false}};
     ProviderRequest req;
     req.messages = {
         {"system", kSystemPrompt},
@@ -690,15 +692,16 @@ Planner::Choice Planner::ask_model(Operation op, const std::string & request,
         c.reason = reason.empty() ? "chosen by the model" : reason;
         c.notes.clear();
         c.confidence = ranking_confidence(std::vector<RankedCandidate>(picked, picked + 1));
-        if (picked != ranked.begin()) c.notes.push_back("the package index ranked " + ranked[0].package.name + " first");
+        if (picked != ranked.begin())
+            c.notes.push_back("the package index ranked " + ranked[0].package.name + " first");
     }
     if (c.confidence < kPlanConfidence) {
         c.packages.clear();
         c.notes.clear();
         c.no_confident_match = true;
-        c.reason = picked == ranked.end() ? "no package fits the request well enough"
-                                          : "the model chose " + picked->package.name +
-                                                ", which fits the request too poorly to plan";
+        c.reason = picked == ranked.end()
+                       ? "no package fits the request well enough"
+                       : "the model chose " + picked->package.name + ", which fits the request too poorly to plan";
     }
     return c;
 }
@@ -789,9 +792,10 @@ Plan Planner::plan_packages(Operation op, const std::string & request, const std
         }
     }
     if (to_change.empty() && !(op == Operation::kUpgrade && packages.empty())) {
-        p.notes.push_back(op == Operation::kRemove  ? "nothing asked for is installed"
-                          : op == Operation::kUpgrade ? "everything asked for is already the newest version"
-                                                      : "everything asked for is already installed, at the newest version");
+        p.notes.push_back(op == Operation::kRemove ? "nothing asked for is installed"
+                          : op == Operation::kUpgrade
+                              ? "everything asked for is already the newest version"
+                              : "everything asked for is already installed, at the newest version");
         return p;
     }
     p.commands.push_back(apt_command(op, to_change));
@@ -820,10 +824,13 @@ Plan Planner::plan_packages(Operation op, const std::string & request, const std
 // From apt's "nginx : Depends: nginx-common (= 1.22.1-9) but 1.22.1-9+deb12u2 is to be installed",
 // the dependency pinned the way the user pinned the package that needs it ("=VERSION" or
 // "/RELEASE"), when the index has it so. Empty when apt's complaint is of another kind.
-std::vector<std::string> Planner::pin_siblings(const std::string & apt_message, const std::vector<std::string> & specs) {
-    static const std::regex depends(R"(([a-z0-9][a-z0-9+.\-]+)(?::\S+)? : Depends: ([a-z0-9][a-z0-9+.\-]+)(?::\S+)? \(([<>=]+) ([^)]+)\))");
+std::vector<std::string> Planner::pin_siblings(const std::string & apt_message,
+                                               const std::vector<std::string> & specs) {
+    static const std::regex depends(
+        R"(([a-z0-9][a-z0-9+.\-]+)(?::\S+)? : Depends: ([a-z0-9][a-z0-9+.\-]+)(?::\S+)? \(([<>=]+) ([^)]+)\))");
     std::vector<std::string> added;
-    for (auto it = std::sregex_iterator(apt_message.begin(), apt_message.end(), depends); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(apt_message.begin(), apt_message.end(), depends); it != std::sregex_iterator();
+         ++it) {
         const std::string parent = (*it)[1], child = (*it)[2];
         std::string pin;
         for (const std::string & spec : specs) {

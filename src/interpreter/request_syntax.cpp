@@ -110,7 +110,8 @@ std::vector<RequestToken> parse_request_tokens(const std::string & request) {
         if (cur.empty()) return;
         RequestToken t{cur, std::nullopt};
         const bool deb = to_lower(cur).ends_with(".deb") && cur.size() > 4;
-        const bool punctuation = std::none_of(cur.begin(), cur.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)); });
+        const bool punctuation =
+            std::none_of(cur.begin(), cur.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)); });
         if (punctuation) {
             // "/" or "+" between words: a separator, not a package.
         } else if (deb || looks_like_path(cur)) {
@@ -161,9 +162,8 @@ DebInfo inspect_deb(const std::string & path) {
     ProcessOptions options;
     options.merge_stderr = true;
     options.extra_env = {{"LC_ALL", "C"}};
-    ProcessResult r =
-        run_process({"dpkg-deb", "-f", resolved, "Package", "Version", "Architecture", "Description", "Installed-Size"},
-                    options);
+    ProcessResult r = run_process(
+        {"dpkg-deb", "-f", resolved, "Package", "Version", "Architecture", "Description", "Installed-Size"}, options);
     if (r.exit_status != 0) {
         throw Error(ErrorCode::kInvalidArgument, path + " is not a Debian package: " + trim(r.output),
                     "download the .deb again; `dpkg-deb --info " + path + "` shows what dpkg sees");
