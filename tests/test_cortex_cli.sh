@@ -129,7 +129,10 @@ if [ "$(id -u)" = 0 ]; then
     jq_versions="$(apt-cache madison jq | awk '{print $3}')"
     if [ "$(wc -l <<<"$jq_versions")" -ge 2 ]; then
         older="$(tail -1 <<<"$jq_versions")"; newer="$(head -1 <<<"$jq_versions")"
-        expect 0 "Recorded as history entry" -- "$cortex" install "jq=$older" --execute --yes
+        # (An earlier run on this machine may have left jq there already: then nothing to do.)
+        if [ "$(dpkg-query -W -f='${Version}' jq 2>/dev/null)" != "$older" ]; then
+            expect 0 "Recorded as history entry" -- "$cortex" install "jq=$older" --execute --yes
+        fi
         [ "$(dpkg-query -W -f='${Version}' jq)" = "$older" ] && ok || fail "jq is not at $older"
         re() { sed 's/[.+~]/\\&/g' <<<"$1"; }
         expect 0 "jq +upgrade +$(re "$older") -> $(re "$newer")" -- "$cortex" upgrade jq --dry-run
