@@ -534,8 +534,6 @@ Planner::Choice Planner::choose_words(Operation op, const std::string & request,
         if (nearest.empty() && typo_distance(w) > 1) nearest = index_.similar_names(w, typo_distance(w));
         if (!nearest.empty()) {
             // Of the closest names, the program that most packages depend on.
-            const int distance_of_first = 0;
-            (void)distance_of_first;
             std::string best = nearest[0];
             int best_rdeps = -1;
             for (const std::string & n : nearest) {
